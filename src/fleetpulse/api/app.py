@@ -1,0 +1,32 @@
+"""The ASGI application: ingest and query routes under one Starlette app."""
+
+from __future__ import annotations
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.routing import BaseRoute
+
+from fleetpulse.api.context import ApiContext
+from fleetpulse.api.errors import ApiError, handle_api_error, handle_http_exception
+from fleetpulse.api.events import event_routes
+from fleetpulse.api.fleet import fleet_routes
+from fleetpulse.api.system import system_routes
+from fleetpulse.api.vehicles import vehicle_routes
+
+
+def create_app(ctx: ApiContext, extra_routes: list[BaseRoute] | None = None) -> Starlette:
+    """Build the app serving the query API, plus ``extra_routes`` such as ingestion."""
+    routes: list[BaseRoute] = [
+        *(extra_routes or []),
+        *vehicle_routes(ctx),
+        *event_routes(ctx),
+        *fleet_routes(ctx),
+        *system_routes(ctx),
+    ]
+    return Starlette(
+        routes=routes,
+        exception_handlers={
+            ApiError: handle_api_error,
+            HTTPException: handle_http_exception,
+        },
+    )

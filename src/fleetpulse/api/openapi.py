@@ -1,0 +1,339 @@
+"""The OpenAPI 3.1 document of the HTTP API, served at ``GET /openapi.json``.
+
+Request and response schemas of the model structs come from msgspec, so the document
+cannot drift from the structs; the answer envelopes are written out here.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from fleetpulse import __version__
+from fleetpulse.model.event import Trip
+from fleetpulse.model.record import RecordIn
+from fleetpulse.model.vehicle import VehicleView
+from fleetpulse.model.vocabulary import EVENT_TYPES, REJECT_REASONS
+
+_REF = "#/components/schemas/"
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": _REF + name}
+
+
+def _json_content(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"application/json": {"schema": schema}}
+
+
+def _answer(description: str, schema: dict[str, Any]) -> dict[str, Any]:
+    return {"description": description, "content": _json_content(schema)}
+
+
+_ERROR = _answer("An error, with a message that says what to do", _ref("Error"))
+
+_TIME_PARAM_DOC = "Epoch milliseconds or RFC 3339 with an offset."
+
+
+def _query(name: str, description: str, schema: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": "query",
+        "required": False,
+        "description": description,
+        "schema": schema,
+    }
+
+
+_DEVICE_PATH = {"name": "device_id", "in": "path", "required": True, "schema": {"type": "string"}}
+_FROM = _query(
+    "from",
+    "Start of the range (inclusive). " + _TIME_PARAM_DOC + " Default: 24 h ago.",
+    {"type": "string"},
+)
+_TO = _query(
+    "to",
+    "End of the range (exclusive). " + _TIME_PARAM_DOC + " Default: 24 h ahead.",
+    {"type": "string"},
+)
+
+
+def _limit(default: int, maximum: int) -> dict[str, Any]:
+    return _query(
+        "limit",
+        f"At most this many items (default {default}).",
+        {"type": "integer", "minimum": 1, "maximum": maximum},
+    )
+
+
+def _list_of(key: str, item: dict[str, Any], paged: bool = False) -> dict[str, Any]:
+    properties: dict[str, Any] = {
+        "count": {"type": "integer"},
+        key: {"type": "array", "items": item},
+    }
+    if paged:
+        properties["next"] = {
+            "type": ["string", "null"],
+            "description": "Path of the next page, null on the last one.",
+        }
+    return {"type": "object", "properties": properties, "required": ["count", key]}
+
+
+def _components() -> dict[str, Any]:
+    (record_in, vehicle, trip), components = msgspec.json.schema_components(
+        [RecordIn, VehicleView, Trip], ref_template=_REF + "{name}"
+    )
+    components["Error"] = {
+        "type": "object",
+        "properties": {
+            "error": {
+                "type": "object",
+                "properties": {"code": {"type": "string"}, "message": {"type": "string"}},
+                "required": ["code", "message"],
+            }
+        },
+        "required": ["error"],
+    }
+    components["IngestResult"] = {
+        "type": "object",
+        "properties": {
+            "accepted": {"type": "integer"},
+            "rejected": {"type": "integer"},
+            "errors": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "index": {"type": "integer"},
+                        "reason": {"type": "string", "enum": list(REJECT_REASONS)},
+                        "detail": {"type": "string"},
+                    },
+                },
+            },
+        },
+        "required": ["accepted", "rejected", "errors"],
+    }
+    components["Event"] = {
+        "type": "object",
+        "properties": {
+            "id": {"type": "integer"},
+            "device_id": {"type": "string"},
+            "type": {"type": "string", "enum": list(EVENT_TYPES)},
+            "severity": {"type": "string", "enum": ["info", "warning", "critical"]},
+            "ts_ms": {"type": "integer"},
+            "ts": {"type": "string"},
+            "details": {"type": "object"},
+        },
+        "required": ["id", "device_id", "type", "severity", "ts_ms", "ts", "details"],
+    }
+    components["Position"] = {
+        "type": "object",
+        "description": "A stored record with its enrichment: distance_m from the previous "
+        "fix, motion, status with reasons, flags, and speed_kmh used by the detectors "
+        "(reported_speed_kmh is what the device sent).",
+        "properties": {
+            "device_id": {"type": "string"},
+            "ts_ms": {"type": "integer"},
+            "ts": {"type": "string"},
+            "lat": {"type": "number"},
+            "lon": {"type": "number"},
+            "motion": {"type": "string"},
+            "status": {"type": "string"},
+            "distance_m": {"type": "number"},
+        },
+        "additionalProperties": True,
+    }
+    components["DeadLetter"] = {
+        "type": "object",
+        "properties": {
+            "id": {"type": "integer"},
+            "received_at_ms": {"type": "integer"},
+            "reason": {"type": "string"},
+            "detail": {"type": "string"},
+            "source": {"type": "string"},
+            "raw": {"type": "string"},
+            "device_id": {"type": ["string", "null"]},
+            "index": {"type": ["integer", "null"]},
+        },
+    }
+    components["FleetSummary"] = {
+        "type": "object",
+        "properties": {
+            "generated_at": {"type": "string"},
+            "vehicles": {"type": "object", "additionalProperties": {"type": "integer"}},
+            "events_last_hour": {"type": "object", "additionalProperties": {"type": "integer"}},
+            "alerts_last_hour": {"type": "integer"},
+            "distance_today_m": {"type": "number"},
+            "top_alert_vehicles": {"type": "array", "items": {"type": "object"}},
+        },
+    }
+    components["Health"] = {
+        "type": "object",
+        "properties": {
+            "status": {"type": "string", "enum": ["ok", "failing"]},
+            "problems": {"type": "array", "items": {"type": "string"}},
+            "queue_depth_records": {"type": ["integer", "null"]},
+        },
+    }
+    del record_in, vehicle, trip
+    return components
+
+
+def _paths() -> dict[str, Any]:
+    record_or_batch = {"oneOf": [_ref("RecordIn"), {"type": "array", "items": _ref("RecordIn")}]}
+    return {
+        "/v1/telemetry": {
+            "post": {
+                "summary": "Ingest records",
+                "description": "One record, a JSON array of records, or NDJSON. Valid records are "
+                "acknowledged (202) only once durable in the queue; each invalid one is reported "
+                "with a reason code and kept as a dead letter.",
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {"schema": record_or_batch},
+                        "application/x-ndjson": {"schema": {"type": "string"}},
+                    },
+                },
+                "responses": {
+                    "202": _answer("Records accepted (some may be rejected)", _ref("IngestResult")),
+                    "400": _ERROR,
+                    "413": _ERROR,
+                    "415": _ERROR,
+                    "503": _answer("Queue full: retry after Retry-After seconds", _ref("Error")),
+                },
+            }
+        },
+        "/v1/vehicles": {
+            "get": {
+                "summary": "Latest state of every vehicle",
+                "responses": {
+                    "200": _answer("Vehicles", _list_of("vehicles", _ref("VehicleView")))
+                },
+            }
+        },
+        "/v1/vehicles/{device_id}": {
+            "get": {
+                "summary": "Latest state of one vehicle",
+                "parameters": [_DEVICE_PATH],
+                "responses": {"200": _answer("The vehicle", _ref("VehicleView")), "404": _ERROR},
+            }
+        },
+        "/v1/vehicles/{device_id}/positions": {
+            "get": {
+                "summary": "A vehicle's records in a time range, oldest first",
+                "parameters": [_DEVICE_PATH, _FROM, _TO, _limit(1000, 10_000)],
+                "responses": {
+                    "200": _answer(
+                        "Positions", _list_of("positions", _ref("Position"), paged=True)
+                    ),
+                    "400": _ERROR,
+                },
+            }
+        },
+        "/v1/vehicles/{device_id}/trips": {
+            "get": {
+                "summary": "A vehicle's trips that started in a time range",
+                "parameters": [_DEVICE_PATH, _FROM, _TO],
+                "responses": {
+                    "200": _answer("Trips", _list_of("trips", _ref("Trip"))),
+                    "400": _ERROR,
+                },
+            }
+        },
+        "/v1/events": {
+            "get": {
+                "summary": "Events, newest first",
+                "parameters": [
+                    _query("device_id", "Only this vehicle's events.", {"type": "string"}),
+                    _query(
+                        "type",
+                        "Only events of this type.",
+                        {"type": "string", "enum": list(EVENT_TYPES)},
+                    ),
+                    _FROM,
+                    _TO,
+                    _limit(100, 10_000),
+                    _query(
+                        "after_id",
+                        "Only events with a larger id.",
+                        {"type": "integer", "minimum": 0},
+                    ),
+                ],
+                "responses": {
+                    "200": _answer("Events", _list_of("events", _ref("Event"), paged=True)),
+                    "400": _ERROR,
+                },
+            }
+        },
+        "/v1/fleet/summary": {
+            "get": {
+                "summary": "Vehicles by motion, events in the last hour, distance today",
+                "responses": {"200": _answer("Summary", _ref("FleetSummary"))},
+            }
+        },
+        "/v1/dead-letters": {
+            "get": {
+                "summary": "Rejected records and requests, newest first",
+                "parameters": [
+                    _limit(100, 10_000),
+                    _query(
+                        "after_id",
+                        "Only dead letters with a larger id.",
+                        {"type": "integer", "minimum": 0},
+                    ),
+                ],
+                "responses": {
+                    "200": _answer("Dead letters", _list_of("dead_letters", _ref("DeadLetter"))),
+                    "400": _ERROR,
+                },
+            }
+        },
+        "/healthz": {
+            "get": {
+                "summary": "Health of every stage",
+                "responses": {
+                    "200": _answer("Healthy", _ref("Health")),
+                    "503": _answer("A stage is failing", _ref("Health")),
+                },
+            }
+        },
+        "/metrics": {
+            "get": {
+                "summary": "Prometheus metrics",
+                "responses": {
+                    "200": {
+                        "description": "Prometheus text format",
+                        "content": {"text/plain": {"schema": {"type": "string"}}},
+                    }
+                },
+            }
+        },
+        "/openapi.json": {
+            "get": {
+                "summary": "This document",
+                "responses": {
+                    "200": {
+                        "description": "OpenAPI 3.1",
+                        "content": _json_content({"type": "object"}),
+                    }
+                },
+            }
+        },
+    }
+
+
+def openapi_document() -> dict[str, Any]:
+    """Build the OpenAPI document."""
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "fleetpulse",
+            "version": __version__,
+            "description": "Real-time vehicle telemetry: ingest records, query vehicles, "
+            "positions, trips, events and fleet figures.",
+        },
+        "paths": _paths(),
+        "components": {"schemas": _components()},
+    }

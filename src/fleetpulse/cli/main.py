@@ -1,0 +1,60 @@
+"""The ``fleetpulse`` command: one sub-command per job."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+from fleetpulse import __version__
+from fleetpulse.cli import demo, replay, run, simulate
+
+DESCRIPTION = """\
+fleetpulse: a real-time vehicle telemetry pipeline.
+
+  fleetpulse run        serve ingest, processing and the query API in one process
+  fleetpulse demo       run plus a simulated fleet, with a live summary
+  fleetpulse simulate   drive a running server with a simulated fleet
+  fleetpulse replay     send recorded drives (GPX, GeoJSON, CSV, JSON) to a server
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Build the argument parser with every sub-command."""
+    parser = argparse.ArgumentParser(
+        prog="fleetpulse",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"fleetpulse {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    run.add_parser(subparsers)
+    demo.add_parser(subparsers)
+    simulate.add_parser(subparsers)
+    replay.add_parser(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; return the process exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "func", None) is None:
+        parser.print_help()
+        return 2
+    exit_code: int = args.func(args)
+    return exit_code
+
+
+def configure_logging(level: str) -> None:
+    """Send log lines to stderr at the given level name."""
+    logging.basicConfig(
+        level=level.upper(),
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())

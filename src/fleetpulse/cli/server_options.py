@@ -1,0 +1,38 @@
+"""Options shared by the commands that start a server: config file, data folder, address."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from fleetpulse.config import Settings, load_settings
+
+
+def add_server_options(parser: argparse.ArgumentParser, default_port: int | None = None) -> None:
+    """Add --config, --data-dir, --host, --port and --log-level to a sub-command."""
+    parser.add_argument(
+        "--config", metavar="FILE", help="TOML settings file (see docs/configuration.md)"
+    )
+    parser.add_argument(
+        "--data-dir", metavar="DIR", help="folder for the queue and store files "
+        "(default: [server] data_dir, ./fleetpulse-data)"
+    )
+    parser.add_argument("--host", help="address to listen on (default 127.0.0.1)")
+    parser.add_argument(
+        "--port", type=int, default=default_port,
+        help="TCP port to listen on; 0 picks a free one (default 8080)",
+    )
+    parser.add_argument(
+        "--log-level", choices=["debug", "info", "warning", "error"],
+        help="log verbosity on stderr (default info)",
+    )
+
+
+def settings_from_args(args: argparse.Namespace) -> Settings:
+    """Load settings from --config and FLEETPULSE_* variables, then apply the flags."""
+    server: dict[str, Any] = {}
+    for flag in ("data_dir", "host", "port", "log_level"):
+        value = getattr(args, flag, None)
+        if value is not None:
+            server[flag] = value
+    return load_settings(args.config, overrides={"server": server})

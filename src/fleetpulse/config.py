@@ -1,0 +1,227 @@
+"""Settings: one typed, frozen object loaded from a TOML file and ``FLEETPULSE_*`` variables.
+
+Every key is documented with its unit and default in ``docs/configuration.md``. An
+environment variable ``FLEETPULSE_<SECTION>_<KEY>`` overrides ``[section] key`` in the
+file, for example ``FLEETPULSE_INGEST_MAX_BODY_BYTES=1048576``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import msgspec
+
+from fleetpulse.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+ENV_PREFIX = "FLEETPULSE_"
+
+
+class ServerSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Where ``fleetpulse run`` listens and keeps its data."""
+
+    host: str = "127.0.0.1"
+    port: int = 8080
+    data_dir: str = "fleetpulse-data"
+    log_level: str = "info"
+
+
+class IngestSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Limits and clock checks applied to every incoming record."""
+
+    # 16 MiB holds a batch of 10,000 records with room for attributes.
+    max_body_bytes: int = 16 * 1024 * 1024
+    max_batch_records: int = 10_000
+    # Device clocks drift; five minutes absorbs drift without accepting a wrong date.
+    max_future_skew_s: float = 300.0
+    max_age_days: float = 30.0
+    max_attributes: int = 64
+    max_attributes_bytes: int = 4096
+    max_attributes_depth: int = 4
+    # How much of a rejected record the dead-letter store keeps.
+    dead_letter_raw_bytes: int = 2048
+    # Seconds a client is told to wait in Retry-After when the queue is full.
+    retry_after_s: int = 1
+
+
+class QueueSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """The message queue between ingest and processing."""
+
+    backend: Literal["sqlite"] = "sqlite"
+    # Bounded so a burst turns into back-pressure (503) instead of memory or disk growth.
+    capacity_records: int = 2_000_000
+    # "full" survives power loss; "normal" survives a process crash and is faster.
+    synchronous: Literal["full", "normal"] = "full"
+    fetch_max_records: int = 5_000
+
+
+class StoreSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """The store of records, events, trips, vehicle state and dead letters."""
+
+    backend: Literal["sqlite"] = "sqlite"
+    retention_days: float = 90.0
+    synchronous: Literal["full", "normal"] = "normal"
+
+
+class ProcessSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """The processing engine's batching and timers."""
+
+    # A vehicle with no record for this long is reported offline.
+    offline_after_s: float = 600.0
+    # How often the processor looks for vehicles that went offline.
+    offline_check_interval_s: float = 10.0
+
+
+class DetectorSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Thresholds of the enrichment steps and detectors, explained in ``docs/detectors.md``."""
+
+    moving_speed_kmh: float = 5.0
+    stationary_radius_m: float = 25.0
+    parked_after_s: float = 300.0
+    gps_jump_speed_kmh: float = 300.0
+    gps_jump_min_distance_m: float = 200.0
+    overspeed_limit_kmh: float = 120.0
+    overspeed_min_duration_s: float = 10.0
+    overspeed_hysteresis_kmh: float = 5.0
+    harsh_braking_mps2: float = 3.5
+    harsh_acceleration_mps2: float = 3.0
+    harsh_max_interval_s: float = 3.0
+    idle_after_s: float = 300.0
+    coolant_overheat_c: float = 105.0
+    coolant_recover_c: float = 100.0
+    low_fuel_pct: float = 10.0
+    low_fuel_recover_pct: float = 15.0
+    fuel_drop_pct: float = 8.0
+    low_battery_v: float = 11.8
+    low_battery_recover_v: float = 12.2
+    trip_end_stop_s: float = 300.0
+    trip_min_distance_m: float = 200.0
+    # Detectors left out of the processing chain, by name (see process/chain.py).
+    disabled: list[str] = []
+
+
+class VehicleSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Overrides for one vehicle, keyed by device id in ``[vehicles."ID"]``."""
+
+    overspeed_limit_kmh: float | None = None
+    name: str | None = None
+
+
+class Geofence(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """A circle (``lat``, ``lon``, ``radius_m``) or a polygon (``polygon``: [[lat, lon], ...])."""
+
+    id: str
+    name: str = ""
+    lat: float | None = None
+    lon: float | None = None
+    radius_m: float | None = None
+    polygon: list[tuple[float, float]] | None = None
+
+
+class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """All settings of a fleetpulse process."""
+
+    server: ServerSettings = ServerSettings()
+    ingest: IngestSettings = IngestSettings()
+    queue: QueueSettings = QueueSettings()
+    store: StoreSettings = StoreSettings()
+    process: ProcessSettings = ProcessSettings()
+    detectors: DetectorSettings = DetectorSettings()
+    vehicles: dict[str, VehicleSettings] = {}
+    geofences: list[Geofence] = []
+
+    def overspeed_limit_kmh(self, device_id: str) -> float:
+        """Return the speed limit of one vehicle: its own if configured, else the global one."""
+        vehicle = self.vehicles.get(device_id)
+        if vehicle is not None and vehicle.overspeed_limit_kmh is not None:
+            return vehicle.overspeed_limit_kmh
+        return self.detectors.overspeed_limit_kmh
+
+
+SECTIONS = ("server", "ingest", "queue", "store", "process", "detectors")
+
+
+def load_settings(
+    path: str | Path | None = None,
+    environ: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Mapping[str, Any]] | None = None,
+) -> Settings:
+    """Load settings from a TOML file, then ``FLEETPULSE_*`` variables, then ``overrides``.
+
+    Raises ConfigError naming the bad key and the expected type.
+    """
+    data: dict[str, Any] = {}
+    if path is not None:
+        try:
+            with open(path, "rb") as handle:
+                data = tomllib.load(handle)
+        except FileNotFoundError as exc:
+            raise ConfigError(f"config file {path} not found; pass an existing --config") from exc
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
+    env = os.environ if environ is None else environ
+    _apply_environment(data, env)
+    for section, values in (overrides or {}).items():
+        data.setdefault(section, {}).update(values)
+    _validate_geofences(data.get("geofences", []))
+    try:
+        settings = msgspec.convert(data, Settings, str_keys=True)
+    except msgspec.ValidationError as exc:
+        where = f"in {path}" if path else "in the environment"
+        raise ConfigError(f"invalid setting {where}: {exc}") from exc
+    return settings
+
+
+def _apply_environment(data: dict[str, Any], environ: Mapping[str, str]) -> None:
+    fields = {name: _section_fields(name) for name in SECTIONS}
+    for name, raw in environ.items():
+        if not name.startswith(ENV_PREFIX):
+            continue
+        rest = name[len(ENV_PREFIX) :].lower()
+        section = next((s for s in SECTIONS if rest.startswith(s + "_")), None)
+        if section is None:
+            continue
+        key = rest[len(section) + 1 :]
+        if key not in fields[section]:
+            raise ConfigError(
+                f"{name} names no setting; [{section}] has: {', '.join(sorted(fields[section]))}"
+            )
+        data.setdefault(section, {})[key] = _parse_env_value(raw)
+        log.debug("setting %s.%s from %s", section, key, name)
+
+
+def _section_fields(section: str) -> set[str]:
+    struct_type = type(getattr(Settings(), section))
+    return set(struct_type.__struct_fields__)
+
+
+def _parse_env_value(raw: str) -> Any:
+    # TOML literal syntax lets FLEETPULSE_X=10, =2.5, =true and ="text" keep their types;
+    # anything that is not a TOML value is taken as a bare string.
+    try:
+        return tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        return raw
+
+
+def _validate_geofences(geofences: Any) -> None:
+    if not isinstance(geofences, list):
+        raise ConfigError("geofences must be an array of tables: [[geofences]]")
+    for fence in geofences:
+        if not isinstance(fence, dict):
+            raise ConfigError("each [[geofences]] entry must be a table")
+        is_circle = all(fence.get(k) is not None for k in ("lat", "lon", "radius_m"))
+        polygon = fence.get("polygon")
+        if is_circle == (polygon is not None):
+            raise ConfigError(
+                f"geofence {fence.get('id')!r} must have either lat, lon and radius_m "
+                "(a circle) or polygon (a list of at least 3 [lat, lon] points)"
+            )
+        if polygon is not None and len(polygon) < 3:
+            raise ConfigError(f"geofence {fence.get('id')!r}: a polygon needs at least 3 points")

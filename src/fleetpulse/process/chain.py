@@ -1,0 +1,154 @@
+"""The processing chain, declared once and in order.
+
+Every new record of a vehicle passes the enrichment steps, then the detectors, then the
+status step, all in the order listed in ``build_chain``. A detector switched off in
+``[detectors] disabled`` is left out of the list, so no step checks whether it is
+enabled. Each entry names the ``VehicleState`` field that contains its state. The offline
+sweep is not part of the chain: it runs on the wall clock, not on records.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from fleetpulse.config import Settings
+from fleetpulse.errors import ConfigError
+from fleetpulse.model.event import Event, Trip
+from fleetpulse.process.detectors.dtc import detect_dtc
+from fleetpulse.process.detectors.fuel_drop import detect_fuel_drop
+from fleetpulse.process.detectors.geofence import geofence_detector
+from fleetpulse.process.detectors.gps_jump import detect_gps_jump
+from fleetpulse.process.detectors.harsh import detect_harsh
+from fleetpulse.process.detectors.idling import detect_idling
+from fleetpulse.process.detectors.ignition import detect_ignition
+from fleetpulse.process.detectors.low_battery import detect_low_battery
+from fleetpulse.process.detectors.low_fuel import detect_low_fuel
+from fleetpulse.process.detectors.overheat import detect_overheat
+from fleetpulse.process.detectors.overspeed import detect_overspeed
+from fleetpulse.process.geo import compile_geofences
+from fleetpulse.process.motion import measure_motion
+from fleetpulse.process.odometer import check_odometer
+from fleetpulse.process.sample import Sample
+from fleetpulse.process.state import VehicleState
+from fleetpulse.process.status import assess_status
+from fleetpulse.process.trips import detect_trip
+
+log = logging.getLogger(__name__)
+
+StepFunction = Callable[[Any, Sample, Settings], Any]
+DetectFunction = Callable[[Any, Sample, Settings], tuple[Any, Sequence[Event | Trip]]]
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """An enrichment step: fills in the sample and returns its new state."""
+
+    name: str
+    state_field: str
+    run: StepFunction
+
+
+@dataclass(frozen=True, slots=True)
+class Detector:
+    """A pure detector. ``state_field`` is None for a detector without state."""
+
+    name: str
+    state_field: str | None
+    detect: DetectFunction
+
+
+@dataclass(frozen=True, slots=True)
+class Chain:
+    """The steps and detectors a record passes, in order."""
+
+    steps: tuple[Step, ...]
+    detectors: tuple[Detector, ...]
+
+    def run(self, vehicle: VehicleState, sample: Sample, settings: Settings) -> list[Event | Trip]:
+        """Pass one new record through the chain, updating ``vehicle`` in place.
+
+        Returns what the detectors emitted. A detector that raises is logged and skipped
+        for this record, keeping its previous state, and the record carries on.
+        """
+        for step in self.steps:
+            state = getattr(vehicle, step.state_field)
+            setattr(vehicle, step.state_field, step.run(state, sample, settings))
+
+        emitted: list[Event | Trip] = []
+        for detector in self.detectors:
+            field = detector.state_field
+            state = getattr(vehicle, field) if field is not None else None
+            try:
+                new_state, found = detector.detect(state, sample, settings)
+            except Exception:
+                _log_failure(detector.name, sample)
+                continue
+            if field is not None and new_state is not state:
+                setattr(vehicle, field, new_state)
+            if found:
+                emitted.extend(found)
+
+        assess_status(vehicle, sample, settings)
+        return emitted
+
+
+def build_chain(settings: Settings) -> Chain:
+    """Build the chain for these settings. Raises ConfigError for an unknown disabled name."""
+    steps = (
+        Step("odometer", "odometer", check_odometer),
+        Step("motion", "motion", measure_motion),
+    )
+    detectors = (
+        Detector("gps_jump", None, detect_gps_jump),
+        Detector("ignition", "ignition", detect_ignition),
+        Detector("overspeed", "overspeed", detect_overspeed),
+        Detector("harsh", "harsh", detect_harsh),
+        Detector("idling", "idling", detect_idling),
+        Detector("geofence", "geofence", geofence_detector(compile_geofences(settings.geofences))),
+        Detector("engine_overheat", "overheat", detect_overheat),
+        Detector("dtc", "dtc", detect_dtc),
+        Detector("low_fuel", "low_fuel", detect_low_fuel),
+        Detector("fuel_drop", "fuel_drop", detect_fuel_drop),
+        Detector("low_battery", "low_battery", detect_low_battery),
+        Detector("trip", "trip", detect_trip),
+    )
+
+    disabled = set(settings.detectors.disabled)
+    names = {detector.name for detector in detectors}
+    unknown = disabled - names
+    if unknown:
+        raise ConfigError(
+            f"invalid [detectors] disabled: unknown detectors {sorted(unknown)}. "
+            f"Use names from: {', '.join(sorted(names))}"
+        )
+    # With no fences configured the geofence detector could never find anything.
+    if not settings.geofences:
+        disabled.add("geofence")
+    return Chain(steps, tuple(d for d in detectors if d.name not in disabled))
+
+
+# Detector failures are logged at the 1st, 10th, 100th, ... occurrence per detector, so a
+# detector that fails on every record cannot flood the log.
+_failures: dict[str, int] = {}
+
+
+def _log_failure(name: str, sample: Sample) -> None:
+    count = _failures.get(name, 0) + 1
+    _failures[name] = count
+    if _is_power_of_ten(count):
+        log.exception(
+            "detector failed, record kept without it: detector=%s vehicle=%s ts_ms=%s failures=%s",
+            name,
+            sample.record.device_id,
+            sample.record.ts_ms,
+            count,
+        )
+
+
+def _is_power_of_ten(count: int) -> bool:
+    while count % 10 == 0:
+        count //= 10
+    return count == 1

@@ -1,0 +1,4 @@
+"""Event detectors: one module each, every one a pure function of (state, sample, settings).
+
+``base.py`` describes the contract they share.
+"""

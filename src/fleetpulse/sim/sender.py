@@ -1,0 +1,307 @@
+"""Batched delivery of records to ``POST /v1/telemetry`` with retries.
+
+A few worker tasks share one httpx.AsyncClient (HTTP/1.1 keep-alive, one connection
+per worker). A batch is retried on 429, 503 and other 5xx answers (waiting the
+Retry-After the server sent, if any) and on transport errors (with exponential
+back-off), until it is answered or ``give_up_after_s`` runs out. Then the run fails with
+DeliveryError: records are never dropped silently. A timed-out request may have been
+stored by the server before the retry, so a retry can deliver a record twice; the
+server deduplicates on (device_id, ts).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections import Counter
+from collections.abc import Awaitable
+from dataclasses import dataclass, field
+from email.utils import parsedate_to_datetime
+from typing import Any, TypeVar
+
+import httpx
+import msgspec
+
+from fleetpulse.sim.errors import DeliveryError, ServerUnreachableError
+from fleetpulse.sim.wire import encode_batch
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+INGEST_PATH = "/v1/telemetry"
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+BACKOFF_FIRST_S = 0.25
+BACKOFF_MAX_S = 10.0
+# A Retry-After longer than this is capped: the give-up deadline still bounds the wait.
+RETRY_AFTER_MAX_S = 60.0
+# At most one retry warning per interval; the others go to debug with a running count.
+RETRY_LOG_INTERVAL_S = 5.0
+# Reason counted for rejects the server summarised without listing them.
+UNLISTED_REASON = "unlisted"
+
+
+class _ErrorItem(msgspec.Struct):
+    index: int = -1
+    reason: str = UNLISTED_REASON
+    detail: str = ""
+
+
+class _IngestReply(msgspec.Struct):
+    accepted: int = 0
+    rejected: int = 0
+    errors: list[_ErrorItem] = msgspec.field(default_factory=list)
+
+
+class _ErrorBody(msgspec.Struct):
+    code: str = "unknown"
+    message: str = ""
+
+
+class _ErrorReply(msgspec.Struct):
+    error: _ErrorBody = msgspec.field(default_factory=_ErrorBody)
+
+
+@dataclass(slots=True)
+class SendStats:
+    """What the server answered so far. ``records_sent`` counts records in answered requests."""
+
+    records_sent: int = 0
+    accepted: int = 0
+    rejected: int = 0
+    rejected_by_reason: Counter[str] = field(default_factory=Counter)
+    retries: int = 0
+    batches: int = 0
+    request_errors: int = 0
+
+
+class Sender:
+    """Delivers batches to ``{base_url}/v1/telemetry`` from ``concurrency`` worker tasks.
+
+    Use ``start()``, then ``submit()`` batches and ``drain()``, then ``close()``. If a
+    worker fails for good, the pending ``submit()`` or ``drain()`` raises its error.
+    ``transport`` replaces the network, for tests.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        concurrency: int = 4,
+        request_timeout_s: float = 10.0,
+        give_up_after_s: float = 300.0,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.url = self.base_url + INGEST_PATH
+        self.concurrency = concurrency
+        self.give_up_after_s = give_up_after_s
+        self.stats = SendStats()
+        self._client = httpx.AsyncClient(
+            timeout=request_timeout_s,
+            limits=httpx.Limits(
+                max_connections=concurrency, max_keepalive_connections=concurrency
+            ),
+            transport=transport,
+        )
+        # Two batches per worker keep every connection busy without buffering much.
+        self._queue: asyncio.Queue[list[Any]] = asyncio.Queue(maxsize=2 * concurrency)
+        self._workers: list[asyncio.Task[None]] = []
+        self._failure: BaseException | None = None
+        self._failed = asyncio.Event()
+        self._jitter = random.Random()
+        self._last_retry_log_s = 0.0
+        self._retries_since_log = 0
+
+    async def start(self) -> None:
+        """Start the worker tasks."""
+        for number in range(self.concurrency):
+            task = asyncio.create_task(self._work(), name=f"sender-{number}")
+            self._workers.append(task)
+        log.info("sending to %s over %d connections", self.url, self.concurrency)
+
+    async def probe(self) -> None:
+        """Check that the server accepts connections; raise ServerUnreachableError if not.
+
+        Any HTTP answer counts, even 404: only a transport failure means unreachable.
+        """
+        try:
+            await self._client.get(self.base_url + "/")
+        except httpx.TransportError as exc:
+            raise ServerUnreachableError(self.base_url, _describe(exc)) from exc
+
+    async def submit(self, records: list[Any]) -> None:
+        """Queue one batch; waits while the queue is full. Raises a worker's fatal error."""
+        self._raise_if_failed()
+        if not self._queue.full():
+            self._queue.put_nowait(records)
+            return
+        await self._unless_failed(self._queue.put(records))
+
+    async def drain(self) -> None:
+        """Wait until every queued batch is answered. Raises a worker's fatal error."""
+        await self._unless_failed(self._queue.join())
+        self._raise_if_failed()
+
+    async def close(self) -> None:
+        """Cancel the workers and close the connections. Safe to call twice."""
+        for task in self._workers:
+            task.cancel()
+        await asyncio.gather(*self._workers, return_exceptions=True)
+        self._workers.clear()
+        await self._client.aclose()
+        unsent = self._queue.qsize()
+        if unsent:
+            log.warning("closed with %d batches not sent to %s", unsent, self.url)
+
+    def _raise_if_failed(self) -> None:
+        if self._failure is not None:
+            raise self._failure
+
+    async def _unless_failed(self, awaitable: Awaitable[T]) -> T:
+        operation = asyncio.ensure_future(awaitable)
+        failed = asyncio.ensure_future(self._failed.wait())
+        try:
+            # Wakes when the operation completes or a worker records a fatal error.
+            await asyncio.wait({operation, failed}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            failed.cancel()
+            if not operation.done():
+                operation.cancel()
+        if self._failure is not None and not operation.done():
+            raise self._failure
+        self._raise_if_failed()
+        return operation.result()
+
+    async def _work(self) -> None:
+        while True:
+            batch = await self._queue.get()
+            try:
+                await self._deliver(batch)
+            except (DeliveryError, ServerUnreachableError) as exc:
+                log.error("stopping the sender to %s: %s", self.url, exc)
+                self._fail(exc)
+                return
+            except Exception as exc:
+                # A bug here must stop the run, not lose the batch without a trace.
+                log.exception("sender worker failed on a batch of %d records", len(batch))
+                self._fail(exc)
+                return
+            finally:
+                self._queue.task_done()
+
+    def _fail(self, exc: BaseException) -> None:
+        if self._failure is None:
+            self._failure = exc
+        self._failed.set()
+
+    async def _deliver(self, batch: list[Any]) -> None:
+        body = encode_batch(batch)
+        started_s = time.monotonic()
+        attempt = 0
+        while True:
+            try:
+                response = await self._client.post(
+                    self.url, content=body, headers={"Content-Type": "application/json"}
+                )
+            except httpx.TransportError as exc:
+                last_error = _describe(exc)
+                delay_s = self._backoff_s(attempt)
+            else:
+                if response.is_success:
+                    self._count_reply(response, len(batch))
+                    return
+                if response.status_code not in RETRY_STATUSES:
+                    self._count_request_error(response, len(batch))
+                    return
+                last_error = f"HTTP {response.status_code}"
+                retry_after_s = _retry_after_s(response)
+                if retry_after_s is None:
+                    delay_s = self._backoff_s(attempt)
+                else:
+                    delay_s = retry_after_s
+
+            attempt += 1
+            waited_s = time.monotonic() - started_s
+            if waited_s + delay_s > self.give_up_after_s:
+                raise DeliveryError(self.url, len(batch), waited_s, last_error)
+            self.stats.retries += 1
+            self._log_retry(len(batch), delay_s, last_error, attempt)
+            await asyncio.sleep(delay_s)
+
+    def _backoff_s(self, attempt: int) -> float:
+        ceiling_s = min(BACKOFF_MAX_S, BACKOFF_FIRST_S * 2.0**attempt)
+        # Jitter spreads the workers' retries so they do not hit the server together.
+        return ceiling_s * self._jitter.uniform(0.5, 1.0)
+
+    def _count_reply(self, response: httpx.Response, records: int) -> None:
+        stats = self.stats
+        stats.batches += 1
+        stats.records_sent += records
+        try:
+            reply = msgspec.json.decode(response.content, type=_IngestReply)
+        except msgspec.DecodeError as exc:
+            # A 2xx answer means the batch was taken, even without the usual counts.
+            log.warning("unreadable %d reply from %s (%s); counting %d records as accepted",
+                        response.status_code, self.url, exc, records)
+            stats.accepted += records
+            return
+        stats.accepted += reply.accepted
+        stats.rejected += reply.rejected
+        for error in reply.errors:
+            stats.rejected_by_reason[error.reason] += 1
+        unlisted = reply.rejected - len(reply.errors)
+        if unlisted > 0:
+            stats.rejected_by_reason[UNLISTED_REASON] += unlisted
+
+    def _count_request_error(self, response: httpx.Response, records: int) -> None:
+        # A 4xx other than 429 rejects the whole request; sending it again cannot help.
+        try:
+            error = msgspec.json.decode(response.content, type=_ErrorReply).error
+        except msgspec.DecodeError:
+            error = _ErrorBody(code=f"http_{response.status_code}", message=response.text[:200])
+        stats = self.stats
+        stats.batches += 1
+        stats.records_sent += records
+        stats.request_errors += 1
+        stats.rejected += records
+        stats.rejected_by_reason[error.code] += records
+        log.error("server rejected a batch of %d records with HTTP %d %s: %s",
+                  records, response.status_code, error.code, error.message)
+
+    def _log_retry(self, records: int, delay_s: float, last_error: str, attempt: int) -> None:
+        self._retries_since_log += 1
+        now_s = time.monotonic()
+        if now_s - self._last_retry_log_s < RETRY_LOG_INTERVAL_S:
+            log.debug("retrying a batch of %d records in %.2f s after %s (attempt %d)",
+                      records, delay_s, last_error, attempt)
+            return
+        log.warning("retrying a batch of %d records to %s in %.2f s after %s "
+                    "(%d retries since the last report)",
+                    records, self.url, delay_s, last_error, self._retries_since_log)
+        self._last_retry_log_s = now_s
+        self._retries_since_log = 0
+
+
+def _retry_after_s(response: httpx.Response) -> float | None:
+    """Return the Retry-After header in seconds (delta or HTTP date), capped, or None."""
+    value = response.headers.get("Retry-After")
+    if value is None:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            moment = parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            log.debug("ignoring an unreadable Retry-After %r", value)
+            return None
+        seconds = moment.timestamp() - time.time()
+    return min(RETRY_AFTER_MAX_S, max(0.0, seconds))
+
+
+def _describe(exc: httpx.TransportError) -> str:
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
