@@ -66,7 +66,9 @@ class StoreSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
     backend: Literal["sqlite"] = "sqlite"
     retention_days: float = 90.0
-    synchronous: Literal["full", "normal"] = "normal"
+    # "full" because the processor acknowledges the queue once the store commit returns:
+    # a store commit lost to a power cut would lose records the queue already deleted.
+    synchronous: Literal["full", "normal"] = "full"
 
 
 class ProcessSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

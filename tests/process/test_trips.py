@@ -123,3 +123,22 @@ def test_trip_none_while_towed_ignition_off() -> None:
     settings = make_settings()
     _, emitted = drive(detect_trip, TripState(), drive_east(0, 120, 36.0, ignition=False), settings)
     assert emitted == []
+
+
+
+
+def test_trip_never_starts_without_fix() -> None:
+    settings = make_settings(trip_end_stop_s=300.0)
+    driving = drive_east(0, 120, speed_kmh=36.0, report_speed=True, ignition=True)
+    # The device goes silent for 10 minutes, which ends the trip, and comes back still
+    # driving but without a fix.
+    blind = [
+        record(t, 0.0, 0.0, speed_kmh=50.0, ignition=True, valid=False)
+        for t in range(721, 731)
+    ]
+    # Then the fix comes back on the road further east.
+    later = drive_east(731, 120, speed_kmh=36.0, east_m=2000.0, report_speed=True, ignition=True)
+    _, emitted = drive(detect_trip, TripState(), driving + blind + later, settings)
+    starts = events_of(emitted, TRIP_START)
+    assert all((e.details["lat"], e.details["lon"]) != (0.0, 0.0) for e in starts)
+    assert all((t.start_lat, t.start_lon) != (0.0, 0.0) for t in trips_of(emitted))

@@ -1,9 +1,9 @@
 """A small ingest server for the simulator's tests, on a real socket on 127.0.0.1.
 
 It checks records against ``RecordIn`` (field types and ranges) and the default clock
-window, answers like ``POST /v1/telemetry`` does, and keeps what it accepted with the
-time it arrived. It can answer 503 or drop connections a few times to test retries.
-The real ingest service has its own tests; this stub only needs the same verdicts for
+window, responds like ``POST /v1/telemetry`` does, and keeps what it accepted with the
+time it arrived. It can respond 503 or drop connections a few times to test retries.
+The real ingest service has its own tests. This stub only needs the same verdicts for
 the simulator's records.
 """
 
@@ -35,7 +35,7 @@ class Accepted:
 
 @dataclass
 class IngestStub:
-    """Behaviour switches and everything the stub received; read after the run."""
+    """Behaviour switches, and everything the stub received for the test to read."""
 
     fail_first: int = 0
     fail_status: int = 503
@@ -118,7 +118,11 @@ def _handler(stub: IngestStub) -> type[BaseHTTPRequestHandler]:
                     else:
                         stub.rejected_reasons.append(reason)
                         errors.append({"index": index, "reason": reason, "detail": ""})
-            reply = {"accepted": len(items) - len(errors), "rejected": len(errors), "errors": errors}
+            reply = {
+                "accepted": len(items) - len(errors),
+                "rejected": len(errors),
+                "errors": errors,
+            }
             self._send(202, reply)
 
         def _send(self, status: int, document: Any, headers: dict[str, str] | None = None) -> None:

@@ -58,7 +58,7 @@ def run_fleet(options: SimulationOptions, start_ms: int = START_MS) -> FleetRun:
             if isinstance(record, dict):
                 run.bad.append(record)
             elif id(record) not in seen:
-                # A duplicate is the same object sent twice; keep the first sending.
+                # A duplicate is the same object sent twice, so keep the first sending.
                 seen.add(id(record))
                 run.by_device.setdefault(record.device_id, []).append(record)
     for records in run.by_device.values():

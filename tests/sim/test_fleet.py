@@ -85,11 +85,12 @@ def test_fleet_timestamps_one_interval_apart(forced_run: FleetRun) -> None:
 
 
 def test_fleet_speeds_in_range(forced_run: FleetRun) -> None:
-    speeds = [r.speed_kmh for records in forced_run.by_device.values() for r in records]
+    reported = [r.speed_kmh for records in forced_run.by_device.values() for r in records]
+    speeds = [speed for speed in reported if speed is not None]
 
+    assert len(speeds) == len(reported)
     assert min(speeds) == 0.0
     assert max(speeds) <= 160.0
-    assert all(speed is not None and 0.0 <= speed <= 400.0 for speed in speeds)
 
 
 def test_fleet_accelerations_bounded_outside_harsh(forced_run: FleetRun) -> None:

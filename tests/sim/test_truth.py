@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 
 import msgspec
@@ -121,7 +122,7 @@ def test_truth_fuel_theft_while_parked(run: FleetRun) -> None:
 def test_truth_low_fuel_then_refuel(run: FleetRun) -> None:
     refuels = _entries(run, truth.REFUEL)
     for entry in _entries(run, truth.LOW_FUEL):
-        assert entry.values["min_fuel_pct"] < 10.0
+        assert entry.values["min_fuel_pct"] <= 10.0
         if entry.complete:
             # The low-fuel episode ends while the tank fills.
             assert any(
@@ -149,21 +150,23 @@ def test_truth_outage_sent_in_one_burst(run: FleetRun) -> None:
         assert held == (entry.end_ms - entry.start_ms) // 1000 + 1
         assert 30 <= held <= 301
         burst = _tick_holding(run, entry.device_id, entry.start_ms)
-        in_burst = [r for r in burst if isinstance(r, DeviceRecord) and r.device_id == entry.device_id]
+        in_burst = [
+            r for r in burst if isinstance(r, DeviceRecord) and r.device_id == entry.device_id
+        ]
         assert len(in_burst) >= held
 
 
 def test_truth_duplicates_sent_twice(run: FleetRun) -> None:
-    for entry in _entries(run, truth.DUPLICATE):
-        sendings = [
-            record
-            for _, records in run.ticks
-            for record in records
-            if isinstance(record, DeviceRecord)
-            and record.device_id == entry.device_id
-            and ts_ms(record) == entry.start_ms
-        ]
-        assert len(sendings) == 2, entry
+    sendings = Counter(
+        (record.device_id, ts_ms(record))
+        for _, records in run.ticks
+        for record in records
+        if isinstance(record, DeviceRecord)
+    )
+    duplicates = _entries(run, truth.DUPLICATE)
+    for entry in duplicates:
+        assert sendings[(entry.device_id, entry.start_ms)] == 2, entry
+    assert sum(1 for count in sendings.values() if count > 1) == len(duplicates)
 
 
 def test_truth_bad_records_fail_validation(run: FleetRun) -> None:

@@ -6,10 +6,11 @@ import asyncio
 
 import pytest
 
-from fleetpulse.model.event import Trip
+from fleetpulse.model.event import Event, Trip
 from fleetpulse.model.record import DeadLetter, EnrichedRecord, Record
 from fleetpulse.model.vocabulary import (
     CRITICAL,
+    DETAIL_ONGOING,
     IGNITION_ON,
     INFO,
     OVERSPEED,
@@ -170,14 +171,57 @@ async def test_events_newest_first(store: Store) -> None:
     assert found[0].event == make_event("v1", 4)
 
 
-async def test_events_after_id(store: Store) -> None:
+async def test_events_after_id_oldest_first(store: Store) -> None:
     await store.write(ProcessedBatch(events=[make_event("v1", ts) for ts in range(5)]))
     everything = await store.events(None, None, 0, END_MS, 100)
     middle_id = everything[2].id
 
     newer = await store.events(None, None, 0, END_MS, 100, after_id=middle_id)
 
-    assert [stored.id for stored in newer] == [s.id for s in everything if s.id > middle_id]
+    assert [stored.id for stored in newer] == sorted(s.id for s in everything if s.id > middle_id)
+    assert [stored.event.ts_ms for stored in newer] == [3, 4]
+
+
+async def test_events_resume_misses_none(store: Store) -> None:
+    await store.write(ProcessedBatch(events=[make_event("v1", ts) for ts in range(7)]))
+    everything = await store.events(None, None, 0, END_MS, 100)
+    oldest_id = everything[-1].id
+
+    pages: list[list[int]] = []
+    last_id = oldest_id
+    for _ in range(10):
+        page = await store.events(None, None, 0, END_MS, 2, after_id=last_id)
+        if not page:
+            break
+        pages.append([stored.event.ts_ms for stored in page])
+        last_id = page[-1].id
+
+    assert pages == [[1, 2], [3, 4], [5, 6]]
+
+
+async def test_events_poll_gets_new(store: Store) -> None:
+    await store.write(ProcessedBatch(events=[make_event("v1", ts) for ts in range(3)]))
+    (newest,) = await store.events(None, None, 0, END_MS, 1)
+
+    await store.write(ProcessedBatch(events=[make_event("v2", ts) for ts in range(3)]))
+    polled = await store.events(None, None, 0, END_MS, 2, after_id=newest.id)
+
+    assert [(s.event.device_id, s.event.ts_ms) for s in polled] == [("v2", 0), ("v2", 1)]
+
+
+async def test_events_after_id_with_filters(store: Store) -> None:
+    events = [make_event(device_id, ts) for ts in range(4) for device_id in ("v1", "v2")]
+    await store.write(ProcessedBatch(events=events))
+    oldest_v1 = (await store.events("v1", None, 0, END_MS, 100))[-1]
+
+    newer = await store.events("v1", OVERSPEED, 0, 3, 100, after_id=oldest_v1.id)
+
+    assert [(s.event.device_id, s.event.ts_ms) for s in newer] == [("v1", 1), ("v1", 2)]
+
+
+async def test_events_negative_after_id(store: Store) -> None:
+    with pytest.raises(ValueError):
+        await store.events(None, None, 0, END_MS, 10, after_id=-1)
 
 
 async def test_events_ids_increase(store: Store) -> None:
@@ -204,13 +248,64 @@ async def test_events_filters(store: Store) -> None:
     assert len(by_limit) == 1
 
 
-async def test_event_duplicate_ignored(store: Store) -> None:
+def overspeed_copy(ongoing: bool, max_speed_kmh: float, severity: str = SEVERITY_WARNING) -> Event:
+    """One copy of the same overspeed event, as the detector emits it while and after it runs."""
+    details = {"max_speed_kmh": max_speed_kmh, DETAIL_ONGOING: ongoing}
+    return Event(device_id="v1", ts_ms=1, type=OVERSPEED, severity=severity, details=details)
+
+
+async def test_event_duplicate_unchanged(store: Store) -> None:
     await store.write(ProcessedBatch(events=[make_event("v1", 1)]))
     first = await store.events(None, None, 0, END_MS, 10)
 
     await store.write(ProcessedBatch(events=[make_event("v1", 1)]))
 
     assert await store.events(None, None, 0, END_MS, 10) == first
+
+
+async def test_event_upsert_keeps_id(store: Store) -> None:
+    ongoing = overspeed_copy(ongoing=True, max_speed_kmh=110.0)
+    final = overspeed_copy(ongoing=False, max_speed_kmh=125.0, severity=CRITICAL)
+    await store.write(ProcessedBatch(events=[make_event("v2", 0), ongoing]))
+    (before,) = await store.events("v1", None, 0, END_MS, 10)
+
+    await store.write(ProcessedBatch(events=[final]))
+    (after,) = await store.events("v1", None, 0, END_MS, 10)
+
+    assert after.id == before.id
+    assert after.event == final
+    assert (await store.counts()).events == 2
+
+
+async def test_event_upsert_idempotent(store: Store) -> None:
+    batch = ProcessedBatch(
+        events=[
+            overspeed_copy(ongoing=True, max_speed_kmh=110.0),
+            overspeed_copy(ongoing=False, max_speed_kmh=125.0),
+            make_event("v2", 3),
+        ]
+    )
+    await store.write(batch)
+    once = await store.events(None, None, 0, END_MS, 10)
+
+    await store.write(batch)
+    twice = await store.events(None, None, 0, END_MS, 10)
+
+    assert twice == once
+    assert [s.event.details for s in once if s.event.device_id == "v1"] == [
+        {"max_speed_kmh": 125.0, DETAIL_ONGOING: False}
+    ]
+
+
+async def test_event_final_not_reverted(store: Store) -> None:
+    final = overspeed_copy(ongoing=False, max_speed_kmh=125.0)
+    await store.write(ProcessedBatch(events=[overspeed_copy(ongoing=True, max_speed_kmh=110.0)]))
+    await store.write(ProcessedBatch(events=[final]))
+
+    # A redelivered older batch brings the ongoing copy again.
+    await store.write(ProcessedBatch(events=[overspeed_copy(ongoing=True, max_speed_kmh=110.0)]))
+
+    assert [s.event for s in await store.events(None, None, 0, END_MS, 10)] == [final]
 
 
 async def test_trip_upsert_replaces_open(store: Store) -> None:
@@ -313,14 +408,39 @@ async def test_dead_letters_newest_first(store: Store) -> None:
     assert found[0].id > found[1].id
 
 
-async def test_dead_letters_after_id(store: Store) -> None:
-    letters = [make_letter(ts) for ts in (10, 20, 30)]
+async def test_dead_letters_after_id_oldest_first(store: Store) -> None:
+    letters = [make_letter(ts) for ts in (10, 20, 30, 40, 50)]
     await store.write_dead_letters(letters)
     everything = await store.dead_letters(10)
 
-    newer = await store.dead_letters(10, after_id=everything[1].id)
+    newer = await store.dead_letters(2, after_id=everything[-1].id)
 
-    assert [stored.letter for stored in newer] == [letters[2]]
+    assert [stored.letter for stored in newer] == [letters[1], letters[2]]
+    assert newer[0].id < newer[1].id
+
+
+async def test_dead_letters_resume_misses_none(store: Store) -> None:
+    letters = [make_letter(ts) for ts in range(10, 80, 10)]
+    await store.write_dead_letters(letters)
+    (newest,) = await store.dead_letters(1)
+    late = [make_letter(ts) for ts in (100, 110, 120)]
+    await store.write_dead_letters(late)
+
+    resumed: list[DeadLetter] = []
+    last_id = newest.id
+    for _ in range(10):
+        page = await store.dead_letters(2, after_id=last_id)
+        if not page:
+            break
+        resumed.extend(stored.letter for stored in page)
+        last_id = page[-1].id
+
+    assert resumed == late
+
+
+async def test_dead_letters_negative_after_id(store: Store) -> None:
+    with pytest.raises(ValueError):
+        await store.dead_letters(10, after_id=-1)
 
 
 async def test_dead_letter_optional_fields(store: Store) -> None:

@@ -42,11 +42,15 @@ def event_routes(ctx: ApiContext) -> list[Route]:
         body: dict[str, object] = {"count": len(found), "events": [event_json(e) for e in found]}
         body["next"] = None
         if len(found) == limit:
-            # Newest first: the next page ends just before the oldest event of this one.
-            # NOTE: events that share the oldest ts_ms with this page's last one are
-            # skipped by the next page; paging by id would close that gap.
-            query: dict[str, str | int] = {"from": from_ms, "to": found[-1].event.ts_ms}
-            query["limit"] = limit
+            query: dict[str, str | int] = {"from": from_ms, "limit": limit}
+            if after_id:
+                # Oldest first after an id: the next page starts after this page's last id.
+                query["to"] = to_ms
+                query["after_id"] = found[-1].id
+            else:
+                # NOTE: newest first pages by time, so events sharing the oldest ts_ms of
+                # this page with ones left out are skipped; after_id paging has no gap.
+                query["to"] = found[-1].event.ts_ms
             if device_id:
                 query["device_id"] = device_id
             if event_type:

@@ -244,7 +244,7 @@ def _paths() -> dict[str, Any]:
         },
         "/v1/events": {
             "get": {
-                "summary": "Events, newest first",
+                "summary": "Events: newest first, or oldest first after an id",
                 "parameters": [
                     _query("device_id", "Only this vehicle's events.", {"type": "string"}),
                     _query(
@@ -257,7 +257,8 @@ def _paths() -> dict[str, Any]:
                     _limit(100, 10_000),
                     _query(
                         "after_id",
-                        "Only events with a larger id.",
+                        "Only events with a larger id, oldest first: "
+                        "resume with the last id seen and nothing is skipped.",
                         {"type": "integer", "minimum": 0},
                     ),
                 ],
@@ -275,12 +276,13 @@ def _paths() -> dict[str, Any]:
         },
         "/v1/dead-letters": {
             "get": {
-                "summary": "Rejected records and requests, newest first",
+                "summary": "Rejected records and requests: newest first, "
+                "or oldest first after an id",
                 "parameters": [
                     _limit(100, 10_000),
                     _query(
                         "after_id",
-                        "Only dead letters with a larger id.",
+                        "Only dead letters with a larger id, oldest first.",
                         {"type": "integer", "minimum": 0},
                     ),
                 ],

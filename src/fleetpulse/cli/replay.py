@@ -31,7 +31,7 @@ __all__ = ["add_parser", "replay", "run"]
 def add_parser(
     subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
 ) -> argparse.ArgumentParser:
-    """Register the ``replay`` sub-command; its ``func`` runs it and returns the exit code."""
+    """Register the ``replay`` sub-command, whose ``func`` runs it and returns the exit code."""
     defaults = ReplayOptions(files=["-"])
     parser = subparsers.add_parser(
         "replay",
@@ -41,31 +41,64 @@ def add_parser(
             "each trace is shifted in time so that it ends when the replay ends."
         ),
     )
-    parser.add_argument("files", nargs="+", metavar="FILE",
-                        help="trace files; the format is detected from the extension and content")
-    parser.add_argument("--url", default=DEFAULT_URL,
-                        help="base URL of the fleetpulse server (default: %(default)s)")
-    parser.add_argument("--speed", type=speed_argument, default=defaults.speed, metavar="F",
-                        help="time factor: 1 is real time, 10 is ten times faster, "
-                             "0 or max sends as fast as the server takes (default: 1)")
-    parser.add_argument("--keep-times", action="store_true",
-                        help="send the recorded timestamps instead of shifting the trace to "
-                             "end now; the server rejects records older than its "
-                             "ingest.max_age_days")
-    parser.add_argument("--device-id",
-                        help="device id for a single FILE (default: derived from the file name)")
-    parser.add_argument("--batch", type=int, default=defaults.batch_size, metavar="N",
-                        help="maximum records per request (default: %(default)s)")
-    parser.add_argument("--concurrency", type=int, default=defaults.concurrency, metavar="N",
-                        help="concurrent HTTP connections (default: %(default)s)")
-    parser.add_argument("--json-summary", metavar="FILE",
-                        help="also write the final summary to FILE as JSON")
+    parser.add_argument(
+        "files",
+        nargs="+",
+        metavar="FILE",
+        help="trace files, whose format is detected from the extension and content",
+    )
+
+    timing = parser.add_argument_group("timing")
+    timing.add_argument(
+        "--speed",
+        type=speed_argument,
+        default=defaults.speed,
+        metavar="F",
+        help="time factor: 1 is real time, 10 is ten times faster, "
+        "0 or max sends as fast as the server takes (default: 1)",
+    )
+    timing.add_argument(
+        "--keep-times",
+        action="store_true",
+        help="send the recorded timestamps instead of shifting the trace to "
+        "end now (the server rejects records older than its "
+        "ingest.max_age_days)",
+    )
+
+    sending = parser.add_argument_group("sending")
+    sending.add_argument(
+        "--url",
+        default=DEFAULT_URL,
+        help="base URL of the fleetpulse server (default: %(default)s)",
+    )
+    sending.add_argument(
+        "--device-id", help="device id for a single FILE (default: derived from the file name)"
+    )
+    sending.add_argument(
+        "--batch",
+        type=int,
+        default=defaults.batch_size,
+        metavar="N",
+        help="maximum records per request (default: %(default)s)",
+    )
+    sending.add_argument(
+        "--concurrency",
+        type=int,
+        default=defaults.concurrency,
+        metavar="N",
+        help="concurrent HTTP connections (default: %(default)s)",
+    )
+    output = parser.add_argument_group("output")
+    output.add_argument(
+        "--json-summary", metavar="FILE", help="also write the final summary to FILE as JSON"
+    )
+
     parser.set_defaults(func=run)
     return parser
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run ``fleetpulse replay`` with parsed arguments; return the exit code."""
+    """Run ``fleetpulse replay`` with parsed arguments and return the exit code."""
     try:
         options = ReplayOptions(
             files=list(args.files),

@@ -29,8 +29,7 @@ EXIT_INTERRUPTED = 130
 def add_parser(
     subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
 ) -> argparse.ArgumentParser:
-    """Register the ``simulate`` sub-command; its ``func`` runs it and returns the exit code."""
-    defaults = SimulationOptions()
+    """Register the ``simulate`` sub-command, whose ``func`` runs it and returns the exit code."""
     parser = subparsers.add_parser(
         "simulate",
         help="send the records of a simulated fleet to a fleetpulse server",
@@ -40,35 +39,97 @@ def add_parser(
             "to a ground-truth JSONL file."
         ),
     )
-    parser.add_argument("--vehicles", type=int, default=defaults.vehicles,
-                        help="number of vehicles (default: %(default)s)")
-    parser.add_argument("--rate", type=float, default=defaults.rate_hz, metavar="HZ",
-                        help="records per second per vehicle (default: %(default)s)")
-    parser.add_argument("--duration", type=float, default=defaults.duration_s, metavar="S",
-                        help="simulated seconds of device time (default: %(default)s)")
-    parser.add_argument("--url", default=DEFAULT_URL,
-                        help="base URL of the fleetpulse server (default: %(default)s)")
-    parser.add_argument("--seed", type=int, default=defaults.seed,
-                        help="random seed; a seed always gives the same fleet "
-                             "(default: %(default)s)")
-    parser.add_argument("--speed", type=speed_argument, default=defaults.speed, metavar="F",
-                        help="time factor: 1 is real time, 60 runs an hour in a minute, "
-                             "0 or max sends as fast as the server takes (default: 1)")
-    parser.add_argument("--batch", type=int, default=defaults.batch_size, metavar="N",
-                        help="maximum records per request (default: %(default)s)")
-    parser.add_argument("--bad-share", type=float, default=defaults.bad_share, metavar="X",
-                        help="bad records injected per good record, 0-1 (default: %(default)s)")
-    parser.add_argument("--duplicate-share", type=float, default=defaults.duplicate_share,
-                        metavar="X",
-                        help="records sent twice per good record, 0-1 (default: %(default)s)")
-    parser.add_argument("--concurrency", type=int, default=defaults.concurrency, metavar="N",
-                        help="concurrent HTTP connections (default: %(default)s)")
-    parser.add_argument("--truth", default=defaults.truth_path, metavar="FILE",
-                        help="ground-truth JSONL file to write (default: %(default)s)")
-    parser.add_argument("--json-summary", metavar="FILE",
-                        help="also write the final summary to FILE as JSON")
+    defaults = SimulationOptions()
+    _add_fleet_arguments(parser.add_argument_group("fleet"), defaults)
+    _add_sending_arguments(parser.add_argument_group("sending"), defaults)
+    _add_output_arguments(parser.add_argument_group("output"), defaults)
     parser.set_defaults(func=run)
     return parser
+
+
+def _add_fleet_arguments(group: argparse._ArgumentGroup, defaults: SimulationOptions) -> None:
+    group.add_argument(
+        "--vehicles",
+        type=int,
+        default=defaults.vehicles,
+        help="number of vehicles (default: %(default)s)",
+    )
+    group.add_argument(
+        "--rate",
+        type=float,
+        default=defaults.rate_hz,
+        metavar="HZ",
+        help="records per second per vehicle (default: %(default)s)",
+    )
+    group.add_argument(
+        "--duration",
+        type=float,
+        default=defaults.duration_s,
+        metavar="S",
+        help="simulated seconds of device time (default: %(default)s)",
+    )
+    group.add_argument(
+        "--seed",
+        type=int,
+        default=defaults.seed,
+        help="random seed, which fixes the whole fleet (default: %(default)s)",
+    )
+    group.add_argument(
+        "--bad-share",
+        type=float,
+        default=defaults.bad_share,
+        metavar="X",
+        help="bad records injected per good record, 0-1 (default: %(default)s)",
+    )
+    group.add_argument(
+        "--duplicate-share",
+        type=float,
+        default=defaults.duplicate_share,
+        metavar="X",
+        help="records sent twice per good record, 0-1 (default: %(default)s)",
+    )
+
+
+def _add_sending_arguments(group: argparse._ArgumentGroup, defaults: SimulationOptions) -> None:
+    group.add_argument(
+        "--url",
+        default=DEFAULT_URL,
+        help="base URL of the fleetpulse server (default: %(default)s)",
+    )
+    group.add_argument(
+        "--speed",
+        type=speed_argument,
+        default=defaults.speed,
+        metavar="F",
+        help="time factor: 1 is real time, 60 runs an hour in a minute, "
+        "0 or max sends as fast as the server takes (default: 1)",
+    )
+    group.add_argument(
+        "--batch",
+        type=int,
+        default=defaults.batch_size,
+        metavar="N",
+        help="maximum records per request (default: %(default)s)",
+    )
+    group.add_argument(
+        "--concurrency",
+        type=int,
+        default=defaults.concurrency,
+        metavar="N",
+        help="concurrent HTTP connections (default: %(default)s)",
+    )
+
+
+def _add_output_arguments(group: argparse._ArgumentGroup, defaults: SimulationOptions) -> None:
+    group.add_argument(
+        "--truth",
+        default=defaults.truth_path,
+        metavar="FILE",
+        help="ground-truth JSONL file to write (default: %(default)s)",
+    )
+    group.add_argument(
+        "--json-summary", metavar="FILE", help="also write the final summary to FILE as JSON"
+    )
 
 
 def speed_argument(text: str) -> float:
@@ -80,7 +141,7 @@ def speed_argument(text: str) -> float:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run ``fleetpulse simulate`` with parsed arguments; return the exit code."""
+    """Run ``fleetpulse simulate`` with parsed arguments and return the exit code."""
     try:
         options = SimulationOptions(
             vehicles=args.vehicles,
@@ -145,5 +206,3 @@ def format_rejections(by_reason: dict[str, int]) -> str:
     """Return ``reason count, ...`` ordered by count, largest first."""
     ordered = sorted(by_reason.items(), key=lambda item: (-item[1], item[0]))
     return ", ".join(f"{reason} {count:,}" for reason, count in ordered)
-
-

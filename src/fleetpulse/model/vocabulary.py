@@ -94,6 +94,11 @@ EVENT_TYPES: Final = (
     TRIP_END,
 )
 
+# Event detail key of the events emitted again when their episode ends (overspeed, harsh
+# braking and acceleration). It is True in the copy emitted while the episode runs and
+# False in the final copy.
+DETAIL_ONGOING: Final = "ongoing"
+
 # Flags set on an enriched record.
 FLAG_NO_FIX: Final = "no_fix"
 FLAG_GPS_JUMP: Final = "gps_jump"

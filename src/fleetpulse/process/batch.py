@@ -15,6 +15,7 @@ from fleetpulse import metrics
 from fleetpulse.config import Settings
 from fleetpulse.model.event import Event, Trip
 from fleetpulse.model.record import EnrichedRecord, Record
+from fleetpulse.model.vocabulary import DETAIL_ONGOING
 from fleetpulse.process.chain import Chain, build_chain
 from fleetpulse.process.detectors.base import MS_PER_S
 from fleetpulse.process.detectors.offline import ONLINE, detect_offline
@@ -204,6 +205,10 @@ def _count(batch: ProcessedBatch, counts: _Counts) -> None:
     if batch.events:
         by_type: dict[str, int] = {}
         for event in batch.events:
+            # The closing copy of an overspeed or harsh episode updates an event already
+            # counted when the episode was confirmed.
+            if event.details.get(DETAIL_ONGOING) is False:
+                continue
             by_type[event.type] = by_type.get(event.type, 0) + 1
         for event_type, count in by_type.items():
             metrics.EVENTS.labels(event_type).inc(count)

@@ -55,7 +55,8 @@ def detect_trip(
         state = NO_TRIP
 
     if state.start_ms is None:
-        if not sample.moving or sample.ignition is False:
+        # A trip starts at a real position: a moving record without a fix waits for one.
+        if not sample.moving or not sample.fix or sample.ignition is False:
             return state, emitted
         state = _open(sample)
 

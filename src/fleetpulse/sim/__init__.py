@@ -1,7 +1,7 @@
 """The fleet simulator and trace replay: vehicles that send records to ``/v1/telemetry``.
 
 ``simulate(options)`` drives a synthetic fleet and writes the ground truth of what it
-injected; ``replay(options)`` sends recorded traces read by ``read_trace(path)``.
+injected. ``replay(options)`` sends recorded traces read by ``read_trace(path)``.
 """
 
 from fleetpulse.sim.errors import DeliveryError, ServerUnreachableError, SimError, TraceError

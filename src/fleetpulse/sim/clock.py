@@ -1,4 +1,4 @@
-"""Where a paced run's timeline sits on the wall clock, so no record is sent early.
+"""Placement of a paced run's timeline on the wall clock, so no record is sent early.
 
 A run replays ``duration_s`` seconds of device time at a time factor ``speed``
 (math.inf for as fast as possible). Record time t (seconds from the start) is sent no
@@ -15,7 +15,7 @@ def timeline_start_ms(now_ms: int, duration_s: float, speed: float) -> int:
 
     With ``speed`` >= 1 the timeline ends at the wall time the run ends,
     start = now + D / f - D, so record t is stamped (D - t)(1 - 1/f) before it is sent.
-    Slower than real time, the timeline starts now; as fast as possible, it ends now.
+    Slower than real time, the timeline starts now. As fast as possible, it ends now.
     """
     if speed < 1.0:
         return now_ms
@@ -23,7 +23,7 @@ def timeline_start_ms(now_ms: int, duration_s: float, speed: float) -> int:
 
 
 def wall_end_ms(now_ms: int, duration_s: float, speed: float) -> int:
-    """Return when a paced run started at ``now_ms`` ends; ``now_ms`` itself for max speed."""
+    """Return when a paced run started at ``now_ms`` ends, or ``now_ms`` for max speed."""
     if math.isinf(speed):
         return now_ms
     return now_ms + math.ceil(duration_s * 1000.0 / speed)

@@ -30,7 +30,7 @@ ALTITUDE_BASE_M = 520.0
 ALTITUDE_SIGMA_M = 1.5
 COOLANT_SIGMA_C = 0.2
 BATTERY_SIGMA_V = 0.03
-# Fuel sloshes in the tank while driving; a parked gauge is steady.
+# Fuel sloshes in the tank while driving, but a parked gauge is steady.
 FUEL_SLOSH_SIGMA_PCT = 0.15
 RPM_SIGMA = 15.0
 OUTAGE_S = (30.0, 300.0)
@@ -41,7 +41,7 @@ TEXT_TS_OFFSETS_H = (0, 1, 2, -5)
 
 
 class Device:
-    """Builds the records of one vehicle; all randomness comes from the device's ``rng``.
+    """Builder of one vehicle's records. All randomness comes from the device's ``rng``.
 
     The vehicle's own generator drives its motion, so the injected device faults
     (bad records, duplicates) never change a vehicle's trajectory.
@@ -86,7 +86,8 @@ class Device:
 
     def emit(self, ts_ms: int) -> list[Any]:
         """Return what the device sends at ``ts_ms``: nothing during an outage, else the
-        new record plus any burst of buffered records, a duplicate and a bad record."""
+        new record, after any burst of buffered records or resent duplicate, and maybe
+        followed by a bad record."""
         record = self._build(ts_ms)
         self.generated += 1
         self._records += 1
@@ -98,10 +99,8 @@ class Device:
             self._buffer.append(record)
             return []
 
-        out: list[Any] = [record]
-        if self._resend is not None:
-            out.append(self._resend)
-            self._resend = None
+        out = self._take_resend()
+        out.append(record)
         if self.rng.random() < self.options.duplicate_share:
             self._resend = record
             self._add_truth(truth.DUPLICATE, ts_ms, ts_ms, None, {})
@@ -110,15 +109,20 @@ class Device:
         return out
 
     def flush(self) -> list[Any]:
-        """Return records still held at the end of the run: an outage's buffer, a duplicate."""
-        out: list[Any] = []
+        """Return records still held at the end of the run: a duplicate, an outage's buffer."""
+        out = self._take_resend()
         if self._buffer:
             out.extend(self._close_outage(self._buffer[-1], complete=False))
-        if self._resend is not None:
-            out.append(self._resend)
-            self._resend = None
         self.observers.finish()
         return out
+
+    def _take_resend(self) -> list[Any]:
+        # A device resends an unacknowledged record before its newer ones.
+        if self._resend is None:
+            return []
+        resend = self._resend
+        self._resend = None
+        return [resend]
 
     def _during_outage(self, ts_ms: int, record: DeviceRecord) -> list[Any]:
         assert self._outage_until_ms is not None
@@ -126,7 +130,7 @@ class Device:
             self._buffer.append(record)
             return []
         # The uplink is back: the buffered records go out in one burst with the new one.
-        return [*self._close_outage(record, complete=True), record]
+        return [*self._take_resend(), *self._close_outage(record, complete=True), record]
 
     def _close_outage(self, sent_with: DeviceRecord, complete: bool) -> list[DeviceRecord]:
         burst = self._buffer
@@ -177,9 +181,7 @@ class Device:
             odometer_m=odometer_m,
             dtc=list(vehicle.dtc) if vehicle.dtc else None,
         )
-        self.observers.observe(
-            ts_ms, speed_kmh, vehicle.ignition, coolant_c, fuel_pct, odometer_m
-        )
+        self.observers.observe(ts_ms, speed_kmh, vehicle.ignition, coolant_c, fuel_pct, odometer_m)
         return record
 
     def _jump(self, ts_ms: int, x_m: float, y_m: float) -> tuple[float, float]:

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import math
 
-# A warm engine's thermostat holds the coolant near this temperature.
+# A warm engine's thermostat keeps the coolant near this temperature.
 COOLANT_WARM_C = 90.0
-# Where the coolant heads during an injected overheat; above the server's 105 C alarm.
+# Coolant target during an injected overheat, above the server's 105 C alarm.
 COOLANT_OVERHEAT_C = 114.0
 # Time constants: a cold engine warms in about 10 minutes, an overheat builds in about 2,
 # and a parked engine cools over half an hour or more.

@@ -1,10 +1,10 @@
 """Errors of the simulator, the sender and the trace readers.
 
-    FleetpulseError
-    └── SimError                  root of this package's errors
-        ├── ServerUnreachableError  no TCP connection to the ingest URL; start the server
-        ├── DeliveryError           a batch was still unsent when its retry time ran out
-        └── TraceError              a trace file cannot be read; the message names file and line
+FleetpulseError
+└── SimError                  root of this package's errors
+    ├── ServerUnreachableError  no TCP connection to the ingest URL: start the server
+    ├── DeliveryError           a batch was still unsent when its retry time ran out
+    └── TraceError              a trace file cannot be read (file and line in the message)
 """
 
 from fleetpulse.errors import FleetpulseError
@@ -36,10 +36,10 @@ class DeliveryError(SimError):
     def __init__(self, url: str, records: int, waited_s: float, last_error: str) -> None:
         super().__init__(
             f"gave up sending a batch of {records} records to {url} after {waited_s:.0f} s "
-            f"of retries (last error: {last_error}); check the server's health and logs"
+            f"of retries (last error: {last_error}). Check the server's health and logs"
         )
         self.records = records
 
 
 class TraceError(SimError):
-    """A trace file is missing, of an unknown format, or holds an invalid value."""
+    """A trace file is missing, of an unknown format, or contains an invalid value."""

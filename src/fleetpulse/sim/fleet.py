@@ -24,7 +24,7 @@ class Fleet:
     """All vehicles of a run. ``start_ms`` is the device time of simulated second 0.
 
     ``future_ms`` is the timestamp given to bad records that must be in the future when
-    sent; by default one day after the simulated timeline ends.
+    sent. It defaults to one day after the simulated timeline ends.
     """
 
     def __init__(

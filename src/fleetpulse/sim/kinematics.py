@@ -11,7 +11,7 @@ import math
 
 # Braking the planner aims for when slowing for a turn, a light or the destination.
 PLAN_BRAKE_MPS2 = 2.0
-# Ordinary braking never exceeds this; the planner's margin over PLAN_BRAKE_MPS2 absorbs
+# Ordinary braking never exceeds this. The planner's margin over PLAN_BRAKE_MPS2 absorbs
 # the error of whole time steps.
 MAX_BRAKE_MPS2 = 3.0
 # Deceleration when easing off to a lower limit with nothing ahead to stop for.
@@ -52,8 +52,8 @@ def next_speed(
     """Return the speed after one step of ordinary driving.
 
     ``ahead_bound_ms`` is the lowest ``speed_to_meet`` over the caps ahead (math.inf when
-    none is in reach). Braking for them is limited to MAX_BRAKE_MPS2; easing off to a
-    lower segment limit uses COAST_MPS2.
+    none is in reach). Braking for them is limited to MAX_BRAKE_MPS2, and easing off to
+    a lower segment limit uses COAST_MPS2.
     """
     if ahead_bound_ms < speed_ms:
         return max(ahead_bound_ms, speed_ms - MAX_BRAKE_MPS2 * dt_s, 0.0)

@@ -57,7 +57,7 @@ class RoadNetwork:
     lit: list[bool] = field(default_factory=list)
     roads: list[list[Road]] = field(default_factory=list)
     grid_nodes: list[int] = field(default_factory=list)
-    # Ring node ids counter-clockwise from east; ring index k is at 360 * k / RING_NODES deg.
+    # Ring node ids counter-clockwise from east: ring index k is at 360 * k / RING_NODES deg.
     ring: list[int] = field(default_factory=list)
     ramps: list[Ramp] = field(default_factory=list)
 
@@ -107,7 +107,7 @@ class RoadNetwork:
         return path
 
     def road_between(self, a: int, b: int) -> Road:
-        """Return the road from ``a`` to ``b``; raises KeyError if they are not neighbours."""
+        """Return the road from ``a`` to ``b``. Raises KeyError if they are not neighbours."""
         for road in self.roads[a]:
             if road.to == b:
                 return road

@@ -2,7 +2,13 @@
 
 These are recorded from the values the server will see, whatever caused them, so the
 truth stays right when an injected episode is cut short or ordinary driving crosses a
-threshold. Thresholds are the server's default detector settings.
+threshold. Thresholds are the server's default detector settings, compared as the
+server compares them:
+
+- speeding: above ``overspeed_limit_kmh``;
+- overheat: above ``coolant_overheat_c``, until below ``coolant_recover_c``;
+- low fuel: at or below ``low_fuel_pct``, until back at ``low_fuel_recover_pct``;
+- idling: ignition on and stopped for at least ``idle_after_s``.
 """
 
 from __future__ import annotations
@@ -113,11 +119,11 @@ class RecordObservers:
     def _observe_low_fuel(self, ts_ms: int, fuel_pct: float) -> None:
         episode = self._low_fuel
         if episode is None:
-            if fuel_pct < self.detectors.low_fuel_pct:
+            if fuel_pct <= self.detectors.low_fuel_pct:
                 self._low_fuel = _Open(ts_ms, ts_ms, fuel_pct)
             return
         episode.peak = min(episode.peak, fuel_pct)
-        if fuel_pct > self.detectors.low_fuel_recover_pct:
+        if fuel_pct >= self.detectors.low_fuel_recover_pct:
             values = {"min_fuel_pct": episode.peak}
             self._add(truth.LOW_FUEL, episode, ts_ms, vocabulary.LOW_FUEL, values)
             self._low_fuel = None

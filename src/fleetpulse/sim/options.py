@@ -7,7 +7,7 @@ import math
 import msgspec
 
 DEFAULT_URL = "http://127.0.0.1:8080"
-# A city centre for the synthetic road network (central Munich); any land position works.
+# A city centre for the synthetic road network (central Munich). Any land position works.
 DEFAULT_CENTRE_LAT = 48.137
 DEFAULT_CENTRE_LON = 11.575
 
@@ -26,7 +26,7 @@ class BehaviourRates(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     harsh_braking: float = 0.15
     # Per trip: one harsh start from standstill (3.5-4.5 m/s2 for 2-3 s).
     harsh_acceleration: float = 0.15
-    # Per trip: a new fault code; a share of them come with the coolant overheating.
+    # Per trip: a new fault code. A share of them come with the coolant overheating.
     engine_fault: float = 0.03
     overheat_share: float = 0.3
     # Per vehicle: starts the run just above the low-fuel threshold, then refuels.

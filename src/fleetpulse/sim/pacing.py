@@ -22,42 +22,37 @@ ProgressCallback = Callable[[Progress], None]
 
 
 class Pacer:
-    """Sends timed records in batches, never before their time has come.
+    """Hands timed records to the sender, never before their time has come.
 
-    A record at device second t is handed to the sender no earlier than ``t / speed``
-    wall seconds after ``clock_start_s`` (a ``time.monotonic()`` value). With ``speed``
-    math.inf nothing waits. Records collected so far are flushed before every wait, so
-    a slow fleet still sends promptly; otherwise batches fill up to ``batch_size``.
+    A record at device second t is handed over no earlier than ``t / speed`` wall
+    seconds after ``clock_start_s`` (a ``time.monotonic()`` value). With ``speed``
+    math.inf nothing waits. The sender's partial batches are flushed before every wait,
+    so a slow fleet still sends promptly. Otherwise the sender fills its batches.
     """
 
-    def __init__(self, sender: Sender, speed: float, batch_size: int, total_s: float) -> None:
+    def __init__(self, sender: Sender, speed: float, total_s: float) -> None:
         self.sender = sender
         self.speed = speed
-        self.batch_size = batch_size
         self.total_s = total_s
         self.done_s = 0.0
         self.started_s = time.monotonic()
 
     async def run(self, ticks: Iterable[tuple[float, list[Any]]], clock_start_s: float) -> None:
+        """Pace ``ticks`` of (device second, records) into the sender, then drain it.
+
+        NOTE: the ticks are generated on the event loop, so no request makes progress
+        while one tick is built. With very large fleets at max speed, generation rather
+        than the server can limit the rate; moving it to a thread would lift that.
+        """
         self.started_s = clock_start_s
-        pending: list[Any] = []
         for tick_s, records in ticks:
             if not math.isinf(self.speed):
                 delay_s = clock_start_s + tick_s / self.speed - time.monotonic()
                 if delay_s > 0:
-                    if pending:
-                        await self.sender.submit(pending)
-                        pending = []
+                    await self.sender.flush()
                     await asyncio.sleep(delay_s)
             self.done_s = tick_s
-            pending.extend(records)
-            while len(pending) >= self.batch_size:
-                await self.sender.submit(pending[: self.batch_size])
-                del pending[: self.batch_size]
-                # Let the workers send while the fleet is generating as fast as it can.
-                await asyncio.sleep(0)
-        if pending:
-            await self.sender.submit(pending)
+            await self.sender.add(records)
         await self.sender.drain()
         self.done_s = self.total_s
 

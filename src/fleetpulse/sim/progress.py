@@ -22,7 +22,7 @@ class Progress:
 
     @property
     def rate_rps(self) -> float:
-        """Records answered per wall-clock second since the start."""
+        """Records sent per wall-clock second since the start, counting server responses."""
         return self.records_sent / self.elapsed_s if self.elapsed_s > 0 else 0.0
 
     @classmethod
@@ -55,7 +55,7 @@ def _clock(seconds: float) -> str:
 
 
 class ProgressLine:
-    """Rewrites one line of ``stream`` in place; does nothing unless ``stream`` is a TTY."""
+    """Writer of a one-line display that is rewritten in place, only if ``stream`` is a TTY."""
 
     def __init__(self, stream: TextIO) -> None:
         self.stream = stream

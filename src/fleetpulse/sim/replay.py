@@ -1,6 +1,6 @@
 """``replay()``: send recorded traces as a device would, in real time or faster.
 
-By default each trace is shifted in time so that it ends when the replay ends; with
+By default each trace is shifted in time so that it ends when the replay ends. With
 ``keep_times`` the recorded times are sent unchanged. Several files replay side by
 side, one device each, all starting now.
 """
@@ -53,8 +53,8 @@ class ReplayOptions(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
             raise ValueError("replay needs at least one trace file")
         if self.device_id is not None and len(self.files) != 1:
             raise ValueError(
-                f"a device id can name one trace, but {len(self.files)} files were given; "
-                "leave it out to derive one id per file name"
+                f"a device id can name one trace, but {len(self.files)} files were given. "
+                "Leave it out to derive one id per file name"
             )
         if not self.speed > 0:
             raise ValueError(f"speed must be positive (math.inf for max), got {self.speed}")
@@ -63,7 +63,7 @@ class ReplayOptions(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
 
 class ReplaySummary(msgspec.Struct):
-    """Totals of a replay; times are the device times sent, in epoch ms."""
+    """Totals of a replay. Times are the device times sent, in epoch ms."""
 
     url: str
     files: list[str]
@@ -90,7 +90,7 @@ def device_id_for(path: str | Path) -> str:
 
 
 def to_record(point: TracePoint, device_id: str, ts_ms: int) -> DeviceRecord:
-    """Return the wire record of a trace point stamped ``ts_ms``; absent values stay absent."""
+    """Return the wire record of a trace point stamped ``ts_ms``, without absent values."""
     return DeviceRecord(
         device_id=device_id,
         ts=ts_ms,
@@ -108,20 +108,22 @@ def schedule(
 ) -> Iterator[tuple[float, list[Any]]]:
     """Yield (device-time seconds since the trace's first point, [record]) for all traces,
     merged in that order. Shifted traces end at the wall time the replay ends."""
-    streams = []
-    for device_id, points in traces:
-        first_ms = points[0].ts_ms
-        span_s = (points[-1].ts_ms - first_ms) / 1000.0
-        start_ms = first_ms if keep_times else timeline_start_ms(now_ms, span_s, speed)
-        streams.append(
-            (
-                (point.ts_ms - first_ms) / 1000.0,
-                to_record(point, device_id, start_ms + point.ts_ms - first_ms),
-            )
-            for point in points
-        )
+    streams = [
+        _timed_records(device_id, points, now_ms, speed, keep_times) for device_id, points in traces
+    ]
     for offset_s, record in heapq.merge(*streams, key=lambda item: item[0]):
         yield offset_s, [record]
+
+
+def _timed_records(
+    device_id: str, points: list[TracePoint], now_ms: int, speed: float, keep_times: bool
+) -> Iterator[tuple[float, DeviceRecord]]:
+    first_ms = points[0].ts_ms
+    span_s = (points[-1].ts_ms - first_ms) / 1000.0
+    start_ms = first_ms if keep_times else timeline_start_ms(now_ms, span_s, speed)
+    for point in points:
+        offset_ms = point.ts_ms - first_ms
+        yield offset_ms / 1000.0, to_record(point, device_id, start_ms + offset_ms)
 
 
 async def replay(
@@ -136,6 +138,7 @@ async def replay(
     traces = _load(options)
     sender = Sender(
         options.url,
+        batch_size=options.batch_size,
         concurrency=options.concurrency,
         request_timeout_s=options.request_timeout_s,
         give_up_after_s=options.give_up_after_s,
@@ -154,7 +157,7 @@ async def replay(
                 yield offset_s, records
 
         log.info("replaying %d traces to %s at speed %s", len(traces), options.url, options.speed)
-        pacer = Pacer(sender, options.speed, options.batch_size, total_s)
+        pacer = Pacer(sender, options.speed, total_s)
         async with reporting(pacer, on_progress):
             await pacer.run(ticks(), clock_start_s)
         elapsed_s = time.monotonic() - clock_start_s
@@ -210,7 +213,9 @@ def _warn_if_too_old(file: str, points: list[TracePoint]) -> None:
     age_days = (time.time() * 1000 - points[0].ts_ms) / 86_400_000
     if age_days > max_age_days:
         log.warning(
-            "%s starts %.0f days ago; with --keep-times a server with the default "
+            "%s starts %.0f days ago, so with --keep-times a server with the default "
             "ingest.max_age_days = %s rejects its records as too old",
-            file, age_days, max_age_days,
+            file,
+            age_days,
+            max_age_days,
         )

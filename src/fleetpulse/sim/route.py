@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from fleetpulse.sim.geo import compass_deg
 from fleetpulse.sim.network import RING_NODES, RoadNetwork
 
-# Lateral acceleration drivers accept in a turn; v = sqrt(a * radius).
+# Lateral acceleration drivers accept in a turn, where v = sqrt(a * radius).
 LATERAL_MPS2 = 2.0
-# Radius of a right-angle turn between 50 km/h streets; it grows with the square of the
+# Radius of a right-angle turn between 50 km/h streets. It grows with the square of the
 # faster road's limit, so a highway ramp is taken at about 40 km/h.
 TURN_RADIUS_90_M = 15.0
 # Bends below this angle (the ring's 5-degree kinks, for example) need no slowing.
@@ -28,7 +28,7 @@ MIN_TRIP_M = 1000.0
 
 @dataclass(slots=True)
 class Route:
-    """A polyline in the local frame; per segment a limit (m/s), per node a cap (m/s)."""
+    """A polyline in the local frame, with a limit per segment and a cap per node (m/s)."""
 
     x_m: list[float]
     y_m: list[float]
@@ -73,7 +73,7 @@ class Route:
 
 
 def build_route(network: RoadNetwork, nodes: list[int], speed_factor: float) -> Route:
-    """Turn a node path into a Route; limits are scaled by the driver's ``speed_factor``."""
+    """Turn a node path into a Route, with limits scaled by the driver's ``speed_factor``."""
     path = [node for i, node in enumerate(nodes) if i == 0 or node != nodes[i - 1]]
     if len(path) < 2:
         raise ValueError(f"a route needs two distinct nodes, got {nodes}")

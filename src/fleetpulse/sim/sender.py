@@ -1,12 +1,12 @@
 """Batched delivery of records to ``POST /v1/telemetry`` with retries.
 
 A few worker tasks share one httpx.AsyncClient (HTTP/1.1 keep-alive, one connection
-per worker). A batch is retried on 429, 503 and other 5xx answers (waiting the
-Retry-After the server sent, if any) and on transport errors (with exponential
-back-off), until it is answered or ``give_up_after_s`` runs out. Then the run fails with
-DeliveryError: records are never dropped silently. A timed-out request may have been
-stored by the server before the retry, so a retry can deliver a record twice; the
-server deduplicates on (device_id, ts).
+per worker), each for a fixed share of the devices. A batch is retried on 429, 503
+and other 5xx responses, after the Retry-After the server sent if any, and on
+transport errors with exponential back-off. Retries go on until the server responds
+or ``give_up_after_s`` runs out. Then the run fails with DeliveryError, so records are
+never dropped silently. A timed-out request may have been stored by the server before
+the retry, so a retry can deliver a record twice. The server deduplicates on (device_id, ts).
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import asyncio
 import logging
 import random
 import time
+import zlib
 from collections import Counter
 from collections.abc import Awaitable
 from dataclasses import dataclass, field
@@ -37,7 +38,7 @@ BACKOFF_FIRST_S = 0.25
 BACKOFF_MAX_S = 10.0
 # A Retry-After longer than this is capped: the give-up deadline still bounds the wait.
 RETRY_AFTER_MAX_S = 60.0
-# At most one retry warning per interval; the others go to debug with a running count.
+# At most one retry warning per interval. The others go to debug with a running count.
 RETRY_LOG_INTERVAL_S = 5.0
 # Reason counted for rejects the server summarised without listing them.
 UNLISTED_REASON = "unlisted"
@@ -66,7 +67,10 @@ class _ErrorReply(msgspec.Struct):
 
 @dataclass(slots=True)
 class SendStats:
-    """What the server answered so far. ``records_sent`` counts records in answered requests."""
+    """Counts from the server's responses so far.
+
+    ``records_sent`` counts the records of every request the server responded to.
+    """
 
     records_sent: int = 0
     accepted: int = 0
@@ -77,18 +81,30 @@ class SendStats:
     request_errors: int = 0
 
 
-class Sender:
-    """Delivers batches to ``{base_url}/v1/telemetry`` from ``concurrency`` worker tasks.
+class _Lane:
+    """One worker's share of the devices: records waiting for a batch, and full batches."""
 
-    Use ``start()``, then ``submit()`` batches and ``drain()``, then ``close()``. If a
-    worker fails for good, the pending ``submit()`` or ``drain()`` raises its error.
-    ``transport`` replaces the network, for tests.
+    def __init__(self) -> None:
+        self.pending: list[Any] = []
+        # Two batches per lane keep its connection busy without buffering much.
+        self.queue: asyncio.Queue[list[Any]] = asyncio.Queue(maxsize=2)
+
+
+class Sender:
+    """Delivers records to ``{base_url}/v1/telemetry`` in batches of up to ``batch_size``.
+
+    Each device is assigned to one of ``concurrency`` lanes, and each lane has one
+    worker task and one connection, so a device's records reach the server in the order
+    they were added, even across retries. Use ``start()``, then ``add()`` records and
+    ``flush()`` or ``drain()``, then ``close()``. If a worker fails for good, the pending
+    call raises its error. ``transport`` replaces the network, for tests.
     """
 
     def __init__(
         self,
         base_url: str,
         *,
+        batch_size: int = 500,
         concurrency: int = 4,
         request_timeout_s: float = 10.0,
         give_up_after_s: float = 300.0,
@@ -96,18 +112,17 @@ class Sender:
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.url = self.base_url + INGEST_PATH
+        self.batch_size = batch_size
         self.concurrency = concurrency
         self.give_up_after_s = give_up_after_s
         self.stats = SendStats()
         self._client = httpx.AsyncClient(
             timeout=request_timeout_s,
-            limits=httpx.Limits(
-                max_connections=concurrency, max_keepalive_connections=concurrency
-            ),
+            limits=httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency),
             transport=transport,
         )
-        # Two batches per worker keep every connection busy without buffering much.
-        self._queue: asyncio.Queue[list[Any]] = asyncio.Queue(maxsize=2 * concurrency)
+        self._lanes = [_Lane() for _ in range(concurrency)]
+        self._lane_of: dict[str, _Lane] = {}
         self._workers: list[asyncio.Task[None]] = []
         self._failure: BaseException | None = None
         self._failed = asyncio.Event()
@@ -116,33 +131,53 @@ class Sender:
         self._retries_since_log = 0
 
     async def start(self) -> None:
-        """Start the worker tasks."""
-        for number in range(self.concurrency):
-            task = asyncio.create_task(self._work(), name=f"sender-{number}")
+        """Start one worker task per lane."""
+        for number, lane in enumerate(self._lanes):
+            task = asyncio.create_task(self._work(lane), name=f"sender-{number}")
             self._workers.append(task)
         log.info("sending to %s over %d connections", self.url, self.concurrency)
 
     async def probe(self) -> None:
-        """Check that the server accepts connections; raise ServerUnreachableError if not.
+        """Check that the server accepts connections, or raise ServerUnreachableError.
 
-        Any HTTP answer counts, even 404: only a transport failure means unreachable.
+        Any HTTP response counts, even 404. Only a transport failure means unreachable.
         """
         try:
             await self._client.get(self.base_url + "/")
         except httpx.TransportError as exc:
             raise ServerUnreachableError(self.base_url, _describe(exc)) from exc
 
-    async def submit(self, records: list[Any]) -> None:
-        """Queue one batch; waits while the queue is full. Raises a worker's fatal error."""
+    async def add(self, records: list[Any]) -> None:
+        """Add records to their devices' lanes and queue every lane batch that is full.
+
+        Waits while a full lane's queue is full. Raises a worker's fatal error.
+        """
         self._raise_if_failed()
-        if not self._queue.full():
-            self._queue.put_nowait(records)
-            return
-        await self._unless_failed(self._queue.put(records))
+        for record in records:
+            lane = self._lane_for(record)
+            lane.pending.append(record)
+            if len(lane.pending) >= self.batch_size:
+                await self._enqueue_batch(lane)
+
+    async def flush(self) -> None:
+        """Queue the records of every lane, full batch or not."""
+        for lane in self._lanes:
+            if lane.pending:
+                await self._enqueue_batch(lane)
+
+    async def submit(self, records: list[Any]) -> None:
+        """Add records and queue them right away."""
+        await self.add(records)
+        await self.flush()
 
     async def drain(self) -> None:
-        """Wait until every queued batch is answered. Raises a worker's fatal error."""
-        await self._unless_failed(self._queue.join())
+        """Queue everything added and wait until the server responded to all of it.
+
+        Raises a worker's fatal error.
+        """
+        await self.flush()
+        for lane in self._lanes:
+            await self._unless_failed(lane.queue.join())
         self._raise_if_failed()
 
     async def close(self) -> None:
@@ -152,9 +187,36 @@ class Sender:
         await asyncio.gather(*self._workers, return_exceptions=True)
         self._workers.clear()
         await self._client.aclose()
-        unsent = self._queue.qsize()
+        unsent = sum(lane.queue.qsize() + (1 if lane.pending else 0) for lane in self._lanes)
         if unsent:
             log.warning("closed with %d batches not sent to %s", unsent, self.url)
+
+    def _lane_for(self, record: Any) -> _Lane:
+        if isinstance(record, dict):
+            # A bad record may lack a usable device id; any lane will do for it.
+            device_id = record.get("device_id")
+            if not isinstance(device_id, str):
+                device_id = ""
+        else:
+            device_id = record.device_id
+        lane = self._lane_of.get(device_id)
+        if lane is None:
+            lane = self._lanes[zlib.crc32(device_id.encode()) % len(self._lanes)]
+            self._lane_of[device_id] = lane
+        return lane
+
+    async def _enqueue_batch(self, lane: _Lane) -> None:
+        batch = lane.pending[: self.batch_size]
+        del lane.pending[: self.batch_size]
+        if lane.queue.full():
+            await self._unless_failed(lane.queue.put(batch))
+        else:
+            lane.queue.put_nowait(batch)
+            # Let the workers send while the caller is generating as fast as it can.
+            await asyncio.sleep(0)
+        self._raise_if_failed()
+        if len(lane.pending) >= self.batch_size:
+            await self._enqueue_batch(lane)
 
     def _raise_if_failed(self) -> None:
         if self._failure is not None:
@@ -175,12 +237,12 @@ class Sender:
         self._raise_if_failed()
         return operation.result()
 
-    async def _work(self) -> None:
+    async def _work(self, lane: _Lane) -> None:
         while True:
-            batch = await self._queue.get()
+            batch = await lane.queue.get()
             try:
                 await self._deliver(batch)
-            except (DeliveryError, ServerUnreachableError) as exc:
+            except DeliveryError as exc:
                 log.error("stopping the sender to %s: %s", self.url, exc)
                 self._fail(exc)
                 return
@@ -190,7 +252,7 @@ class Sender:
                 self._fail(exc)
                 return
             finally:
-                self._queue.task_done()
+                lane.queue.task_done()
 
     def _fail(self, exc: BaseException) -> None:
         if self._failure is None:
@@ -243,9 +305,14 @@ class Sender:
         try:
             reply = msgspec.json.decode(response.content, type=_IngestReply)
         except msgspec.DecodeError as exc:
-            # A 2xx answer means the batch was taken, even without the usual counts.
-            log.warning("unreadable %d reply from %s (%s); counting %d records as accepted",
-                        response.status_code, self.url, exc, records)
+            # A 2xx response means the batch was accepted, even without the usual counts.
+            log.warning(
+                "unreadable %d response from %s (%s), counting %d records as accepted",
+                response.status_code,
+                self.url,
+                exc,
+                records,
+            )
             stats.accepted += records
             return
         stats.accepted += reply.accepted
@@ -257,7 +324,7 @@ class Sender:
             stats.rejected_by_reason[UNLISTED_REASON] += unlisted
 
     def _count_request_error(self, response: httpx.Response, records: int) -> None:
-        # A 4xx other than 429 rejects the whole request; sending it again cannot help.
+        # A 4xx other than 429 rejects the whole request, and sending it again cannot help.
         try:
             error = msgspec.json.decode(response.content, type=_ErrorReply).error
         except msgspec.DecodeError:
@@ -268,19 +335,35 @@ class Sender:
         stats.request_errors += 1
         stats.rejected += records
         stats.rejected_by_reason[error.code] += records
-        log.error("server rejected a batch of %d records with HTTP %d %s: %s",
-                  records, response.status_code, error.code, error.message)
+        log.error(
+            "server rejected a batch of %d records with HTTP %d %s: %s",
+            records,
+            response.status_code,
+            error.code,
+            error.message,
+        )
 
     def _log_retry(self, records: int, delay_s: float, last_error: str, attempt: int) -> None:
         self._retries_since_log += 1
         now_s = time.monotonic()
         if now_s - self._last_retry_log_s < RETRY_LOG_INTERVAL_S:
-            log.debug("retrying a batch of %d records in %.2f s after %s (attempt %d)",
-                      records, delay_s, last_error, attempt)
+            log.debug(
+                "retrying a batch of %d records in %.2f s after %s (attempt %d)",
+                records,
+                delay_s,
+                last_error,
+                attempt,
+            )
             return
-        log.warning("retrying a batch of %d records to %s in %.2f s after %s "
-                    "(%d retries since the last report)",
-                    records, self.url, delay_s, last_error, self._retries_since_log)
+        log.warning(
+            "retrying a batch of %d records to %s in %.2f s after %s "
+            "(%d retries since the last report)",
+            records,
+            self.url,
+            delay_s,
+            last_error,
+            self._retries_since_log,
+        )
         self._last_retry_log_s = now_s
         self._retries_since_log = 0
 

@@ -20,10 +20,10 @@ log = logging.getLogger(__name__)
 
 
 class SimulationSummary(msgspec.Struct):
-    """Totals of a simulation run; ``speed`` is a number or ``"max"``.
+    """Totals of a simulation run. ``speed`` is a number or ``"max"``.
 
-    ``records_sent`` counts every record the server answered for: good ones, bad ones
-    and duplicates. ``end_ms`` is the device time of the last tick.
+    ``records_sent`` counts every record in a request the server responded to: good
+    ones, bad ones and duplicates. ``end_ms`` is the device time of the last tick.
     """
 
     url: str
@@ -60,6 +60,7 @@ async def simulate(
     """
     sender = Sender(
         options.url,
+        batch_size=options.batch_size,
         concurrency=options.concurrency,
         request_timeout_s=options.request_timeout_s,
         give_up_after_s=options.give_up_after_s,
@@ -78,16 +79,25 @@ async def simulate(
         fleet = Fleet(options, start_ms, truth_log, future_ms + FUTURE_MARGIN_MS)
         log.info(
             "simulating %d vehicles at %s Hz for %s s of device time, speed %s, seed %d",
-            options.vehicles, options.rate_hz, options.duration_s, options.speed, options.seed,
+            options.vehicles,
+            options.rate_hz,
+            options.duration_s,
+            options.speed,
+            options.seed,
         )
 
-        pacer = Pacer(sender, options.speed, options.batch_size, options.duration_s)
+        pacer = Pacer(sender, options.speed, options.duration_s)
         async with reporting(pacer, on_progress):
             await pacer.run(fleet.ticks(), clock_start_s)
         elapsed_s = time.monotonic() - clock_start_s
         summary = _summarise(options, sender, fleet, truth_log, elapsed_s)
-        log.info("simulation done: %d records sent, %d accepted, %d rejected in %.1f s",
-                 summary.records_sent, summary.accepted, summary.rejected, elapsed_s)
+        log.info(
+            "simulation done: %d records sent, %d accepted, %d rejected in %.1f s",
+            summary.records_sent,
+            summary.accepted,
+            summary.rejected,
+            elapsed_s,
+        )
         return summary
     finally:
         await sender.close()

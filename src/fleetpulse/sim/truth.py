@@ -1,6 +1,6 @@
 """Ground truth of a simulation: every injected behaviour, as JSON lines.
 
-Each line is a TruthEntry; the last line is a TruthSummary with ``"type": "summary"``.
+Each line is a TruthEntry, and the last line is a TruthSummary with ``"type": "summary"``.
 ``event`` names the server event type (``fleetpulse.model.vocabulary``) the episode
 should produce with the default detector settings, or is null when none is expected.
 """
@@ -17,7 +17,7 @@ import msgspec
 log = logging.getLogger(__name__)
 
 # Truth entry types. Bad records and duplicates are device faults the server must
-# reject or deduplicate; the others are episodes of a vehicle.
+# reject or deduplicate. The others are episodes of a vehicle.
 SPEEDING: Final = "speeding"
 HARSH_BRAKING: Final = "harsh_braking"
 HARSH_ACCELERATION: Final = "harsh_acceleration"
@@ -70,7 +70,7 @@ class TruthSummary(msgspec.Struct, tag_field="type", tag=SUMMARY):
 class TruthLog:
     """Writes truth entries to a JSONL file as they complete, and counts them.
 
-    With ``path`` None nothing is written; ``keep=True`` also keeps the entries in
+    With ``path`` None nothing is written. ``keep=True`` also keeps the entries in
     ``entries``, which tests read.
     """
 

@@ -2,7 +2,7 @@
 
 A vehicle cycles through parked (ignition off), idling (ignition on, stopped) and
 driving. Its true state is read by its Device, which adds GPS noise and builds records.
-Physics runs in steps of at most MAX_STEP_S; records are taken every record interval.
+Physics runs in steps of at most MAX_STEP_S, and a record is taken every record interval.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from fleetpulse.sim.options import BehaviourRates
 from fleetpulse.sim.route import Route, build_route, plan_city_trip, plan_highway_trip
 from fleetpulse.sim.truth import TruthEntry, TruthLog
 
-# Longest physics step; shorter record intervals are one step each.
+# Maximum physics step. A record interval up to this long is one step.
 MAX_STEP_S = 1.0
 # A vehicle creeping this close to a stop line is placed on it and halts.
 STOP_SNAP_M = 0.5
@@ -37,7 +37,7 @@ LONG_IDLE_S = (330.0, 720.0)
 PARK_S = (120.0, 900.0)
 # Fuel below this is refuelled at the next stop, so a low-fuel episode always ends.
 REFUEL_BELOW_PCT = 12.0
-# A pump delivers about 0.6 l/s; a siphon about 0.15 l/s.
+# A pump delivers about 0.6 l/s and a siphon about 0.15 l/s.
 REFUEL_L_PER_S = 0.6
 THEFT_L_PER_S = 0.15
 THEFT_DROP_PCT = (12.0, 25.0)
@@ -66,7 +66,7 @@ class Phase(enum.Enum):
 
 @dataclass(frozen=True, slots=True)
 class Profile:
-    """What differs between vehicles and drivers."""
+    """Vehicle and driver traits that differ across the fleet."""
 
     standstill_accel_mps2: float
     speed_factor: float
@@ -124,7 +124,7 @@ class _TripPlan:
 
 
 class Vehicle:
-    """One vehicle of the fleet; all randomness comes from its own ``rng``."""
+    """One vehicle of the fleet. All randomness comes from its own ``rng``."""
 
     def __init__(
         self,
@@ -182,8 +182,9 @@ class Vehicle:
         if self.harsh is not None and self.harsh.steps_left == 0:
             self._close_harsh(ts_ms)
         if self.new_fault_code is not None:
-            self._add_truth(truth.ENGINE_FAULT, ts_ms, ts_ms, vocabulary.DTC,
-                            {"code": self.new_fault_code})
+            self._add_truth(
+                truth.ENGINE_FAULT, ts_ms, ts_ms, vocabulary.DTC, {"code": self.new_fault_code}
+            )
             self.new_fault_code = None
         if self.phase is Phase.PARKED:
             self._update_fuel_change(ts_ms)
@@ -231,7 +232,10 @@ class Vehicle:
         change = self.fuel_change
         if change is not None and change.start_ms is not None and not change.done:
             self.fuel_pct += change.rate_pct_s * dt_s
-            reached = (change.rate_pct_s > 0) == (self.fuel_pct >= change.target_pct)
+            if change.rate_pct_s > 0:
+                reached = self.fuel_pct >= change.target_pct
+            else:
+                reached = self.fuel_pct <= change.target_pct
             if reached:
                 self.fuel_pct = change.target_pct
                 change.done = True

@@ -1,6 +1,6 @@
 """The record as a device sends it to ``POST /v1/telemetry``.
 
-Field names and units are those of ``fleetpulse.model.record.RecordIn``; optional fields
+Field names and units are those of ``fleetpulse.model.record.RecordIn``. Optional fields
 that are None are left out of the JSON instead of being sent as null.
 """
 
@@ -12,7 +12,7 @@ import msgspec
 
 
 class DeviceRecord(msgspec.Struct, omit_defaults=True):
-    """One telemetry record on the wire; ``ts`` is epoch ms or RFC 3339 with an offset."""
+    """One telemetry record on the wire. ``ts`` is epoch ms or RFC 3339 with an offset."""
 
     device_id: str
     ts: int | str

@@ -13,6 +13,7 @@ import msgspec
 from fleetpulse.model.event import Event, Trip
 from fleetpulse.model.record import DeadLetter, EnrichedRecord, Record
 from fleetpulse.model.vehicle import VehicleView
+from fleetpulse.model.vocabulary import DETAIL_ONGOING
 from fleetpulse.store.base import VehicleSnapshot
 
 _json_encode = msgspec.json.encode
@@ -38,10 +39,19 @@ POSITIONS = (
     " WHERE device_id = ? AND ts_ms >= ? AND ts_ms < ? ORDER BY ts_ms LIMIT ?"
 )
 
-INSERT_EVENT = (
-    "INSERT OR IGNORE INTO events (device_id, ts_ms, type, severity, details)"
-    " VALUES (?, ?, ?, ?, ?)"
-)
+# A detector emits an event again with updated details (overspeed at its confirmation,
+# then at its end), so a stored event takes the newer severity and details and keeps its
+# id. A redelivered older batch can carry an ongoing copy of an event that is final by
+# now. That copy is ignored, as UPSERT_TRIP ignores an open copy of a closed trip.
+# json_extract returns JSON true and false as the integers 1 and 0.
+UPSERT_EVENT = f"""
+INSERT INTO events (device_id, ts_ms, type, severity, details) VALUES (?, ?, ?, ?, ?)
+ON CONFLICT (device_id, type, ts_ms) DO UPDATE SET
+    severity = excluded.severity,
+    details = excluded.details
+WHERE json_extract(excluded.details, '$.{DETAIL_ONGOING}') IS NOT 1
+    OR json_extract(events.details, '$.{DETAIL_ONGOING}') IS NOT 0
+"""
 EVENT_COLUMNS = "id, device_id, ts_ms, type, severity, details"
 
 TRIP_COLUMNS = (

@@ -5,8 +5,10 @@ leaves the store as after the first write. That is what lets the processor ackno
 the queue only after the store has written, and still survive a redelivery.
 
 Records are identified by (device_id, ts_ms), events by (device_id, type, ts_ms) and
-trips by (device_id, start_ts_ms); a repeated key keeps the row already stored, except
-for trips and vehicle state, which are replaced by the newer version.
+trips by (device_id, start_ts_ms). A repeated record key keeps the row already stored.
+A repeated event key keeps the row and its id but takes the newer severity and details,
+because a detector emits an event again when the episode it describes ends. Trips and
+vehicle state are replaced by the newer version.
 """
 
 from __future__ import annotations
@@ -71,7 +73,11 @@ class StoreCounts:
 
 
 class Store(abc.ABC):
-    """Durable storage and queries; writes are batched and idempotent."""
+    """Durable storage and queries. Writes are batched and idempotent.
+
+    The paged queries (``events``, ``dead_letters``) return the newest rows first, or,
+    given an ``after_id`` > 0, the oldest rows after that id first.
+    """
 
     @abc.abstractmethod
     async def start(self) -> None:
@@ -129,7 +135,17 @@ class Store(abc.ABC):
         limit: int,
         after_id: int = 0,
     ) -> list[StoredEvent]:
-        """Return events with from_ms <= ts_ms < to_ms and id > after_id, newest first."""
+        """Return at most ``limit`` events with from_ms <= ts_ms < to_ms and id > after_id.
+
+        With ``after_id`` 0 (the default) they are the newest, newest first. With
+        ``after_id`` > 0 they are the oldest after it, in ascending id order, so a client
+        that polls or resumes with the last id it read never skips an event. Ids follow
+        the order the store first received the events in.
+
+        NOTE: an event emitted again (an overspeed at its end) keeps its id. A client
+        that read the ongoing copy gets no later page with the final copy, so it must
+        query that event again (by vehicle, type and time) for the final details.
+        """
 
     @abc.abstractmethod
     async def event_counts(self, from_ms: int, to_ms: int) -> dict[str, int]:
@@ -146,7 +162,12 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     async def dead_letters(self, limit: int, after_id: int = 0) -> list[StoredDeadLetter]:
-        """Return dead letters with id > after_id, newest first."""
+        """Return at most ``limit`` dead letters with id > after_id.
+
+        With ``after_id`` 0 (the default) they are the newest, newest first. With
+        ``after_id`` > 0 they are the oldest after it, in ascending id order, so a client
+        that polls or resumes with the last id it read never skips one.
+        """
 
     @abc.abstractmethod
     async def counts(self) -> StoreCounts:

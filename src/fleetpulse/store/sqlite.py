@@ -66,9 +66,9 @@ _PURGE_TRIPS = "DELETE FROM trips WHERE COALESCE(end_ts_ms, start_ts_ms) < ?"
 class SqliteStore(Store):
     """The embedded store (``[store] backend = "sqlite"``).
 
-    ``store.synchronous`` is "normal" by default: a commit survives a process crash
-    but not a power loss. That is enough because the queue keeps every record until
-    the store has written it.
+    ``store.synchronous`` is "full" by default: a commit survives a power loss. It has
+    to, because the processor acknowledges (and so deletes) a batch in the queue once
+    the store write returns. One sync per batch of thousands of records costs little.
     """
 
     def __init__(self, settings: Settings) -> None:
@@ -121,9 +121,11 @@ class SqliteStore(Store):
     async def write(self, batch: ProcessedBatch) -> None:
         """Write a processed batch in one transaction. Writing it again changes nothing.
 
-        Records and events whose key is stored already are skipped. A trip replaces
-        the stored version unless that one is closed and the new one open. A vehicle
-        snapshot replaces the stored one unless its ``last_ts_ms`` is older.
+        Records whose key is stored already are skipped. An event whose key is stored
+        replaces the stored severity and details and keeps the id, unless the stored
+        details are final (``"ongoing": false``) and the new ones ongoing. A trip
+        replaces the stored version unless that one is closed and the new one open. A
+        vehicle snapshot replaces the stored one unless its ``last_ts_ms`` is older.
         """
         if not (batch.records or batch.events or batch.trips or batch.vehicles):
             return
@@ -214,13 +216,16 @@ class SqliteStore(Store):
         limit: int,
         after_id: int = 0,
     ) -> list[StoredEvent]:
-        """Return at most ``limit`` events with from_ms <= ts_ms < to_ms and id > after_id,
-        newest first.
+        """Return at most ``limit`` events with from_ms <= ts_ms < to_ms and id > after_id.
 
-        "Newest" means the highest id, which is the order the store received them in.
-        ``device_id`` and ``event_type`` filter when given.
+        With ``after_id`` 0 they are the newest, newest first. With ``after_id`` > 0
+        they are the oldest after it, oldest first, so a client that resumes from the
+        last id it read misses none. Ids follow the order the store first received the
+        events in. ``device_id`` and ``event_type`` filter when given. Raises ValueError
+        for a negative ``limit`` or ``after_id``.
         """
         _check_limit(limit)
+        _check_after_id(after_id)
         clauses = ["ts_ms >= ?", "ts_ms < ?", "id > ?"]
         params: list[Any] = [from_ms, to_ms, after_id]
         if device_id is not None:
@@ -232,7 +237,7 @@ class SqliteStore(Store):
         params.append(limit)
         sql = (
             f"SELECT {rows.EVENT_COLUMNS} FROM events WHERE {' AND '.join(clauses)}"
-            " ORDER BY id DESC LIMIT ?"
+            f" ORDER BY id {_id_order(after_id)} LIMIT ?"
         )
         found = await self._read(sql, tuple(params), "events query")
         return [StoredEvent(*rows.stored_event(row)) for row in found]
@@ -274,11 +279,18 @@ class SqliteStore(Store):
         return float(found[0][0])
 
     async def dead_letters(self, limit: int, after_id: int = 0) -> list[StoredDeadLetter]:
-        """Return at most ``limit`` dead letters with id > after_id, newest first."""
+        """Return at most ``limit`` dead letters with id > after_id.
+
+        With ``after_id`` 0 they are the newest, newest first. With ``after_id`` > 0
+        they are the oldest after it, oldest first, so a client that resumes from the
+        last id it read misses none. Raises ValueError for a negative ``limit`` or
+        ``after_id``.
+        """
         _check_limit(limit)
+        _check_after_id(after_id)
         found = await self._read(
             f"SELECT {rows.DEAD_LETTER_COLUMNS} FROM dead_letters WHERE id > ?"
-            " ORDER BY id DESC LIMIT ?",
+            f" ORDER BY id {_id_order(after_id)} LIMIT ?",
             (after_id, limit),
             "dead letters query",
         )
@@ -314,6 +326,18 @@ def _check_limit(limit: int) -> None:
         raise ValueError(f"limit must be 0 or more, not {limit}")
 
 
+def _check_after_id(after_id: int) -> None:
+    if after_id < 0:
+        raise ValueError(f"after_id must be 0 or more, not {after_id}")
+
+
+def _id_order(after_id: int) -> str:
+    # A first page shows the newest rows. A page after a known id must continue right
+    # after it, because newest first would skip every row between that id and the
+    # newest ``limit`` ones.
+    return "ASC" if after_id > 0 else "DESC"
+
+
 def _fetch_all(sql: str, params: tuple[Any, ...], connection: sqlite3.Connection) -> list[Any]:
     return connection.execute(sql, params).fetchall()
 
@@ -322,7 +346,7 @@ def _write_batch(batch: ProcessedBatch, connection: sqlite3.Connection) -> None:
     if batch.records:
         connection.executemany(rows.INSERT_RECORD, map(rows.record_row, batch.records))
     if batch.events:
-        connection.executemany(rows.INSERT_EVENT, map(rows.event_row, batch.events))
+        connection.executemany(rows.UPSERT_EVENT, map(rows.event_row, batch.events))
     if batch.trips:
         connection.executemany(rows.UPSERT_TRIP, map(rows.trip_row, batch.trips))
     if batch.vehicles:

@@ -2,10 +2,14 @@
 
 One noisy fix is not an episode: the speed must stay above the limit for
 ``overspeed_min_duration_s``. A confirmed episode ends when the speed falls to
-``overspeed_hysteresis_kmh`` below the limit. The event is emitted when the episode
-ends, with ``ts_ms`` at its start, because the store keeps the first copy of an event
-and the details (maximum speed, duration) are final only then. The record status shows
-the alert while the episode runs.
+``overspeed_hysteresis_kmh`` below the limit. The record status shows the alert from
+confirmation to the end.
+
+Each confirmed episode emits its event twice, both times with ``ts_ms`` at the episode
+start, so the store replaces the first copy with the second. The first copy comes at
+confirmation with the details so far and ``"ongoing": true``, so a live feed shows the
+alert while the vehicle is still speeding. The second comes at the end with the final
+maximum speed and duration and ``"ongoing": false``.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ import msgspec
 
 from fleetpulse.config import Settings
 from fleetpulse.model.event import Event
-from fleetpulse.model.vocabulary import OVERSPEED, SEVERITY_WARNING
+from fleetpulse.model.vocabulary import DETAIL_ONGOING, OVERSPEED, SEVERITY_WARNING
 from fleetpulse.process.detectors.base import MS_PER_S, NO_EVENTS, make_event
 from fleetpulse.process.sample import Sample
 
@@ -35,7 +39,12 @@ class OverspeedState(msgspec.Struct, frozen=True, array_like=True, gc=False):
 def detect_overspeed(
     state: OverspeedState, sample: Sample, settings: Settings
 ) -> tuple[OverspeedState, tuple[Event, ...]]:
-    """Track overspeed episodes and emit one event per confirmed episode, when it ends."""
+    """Track overspeed episodes and emit each confirmed episode's event at confirmation
+    (ongoing) and again at its end (final).
+
+    NOTE: the final copy needs a record with a speed below the hysteresis band. Until the
+    vehicle sends one, for example while it is offline, the stored event stays ongoing.
+    """
     speed_kmh = sample.enriched.speed_kmh
     if speed_kmh is None:
         return state, NO_EVENTS
@@ -45,7 +54,7 @@ def detect_overspeed(
     if state.active:
         if speed_kmh > limit_kmh - settings.detectors.overspeed_hysteresis_kmh:
             return _extend(state, speed_kmh, ts_ms), NO_EVENTS
-        return OverspeedState(), (_episode_event(state, sample),)
+        return OverspeedState(), (_episode_event(state, sample, ongoing=False),)
 
     if speed_kmh <= limit_kmh:
         return (OverspeedState() if state.start_ms is not None else state), NO_EVENTS
@@ -58,9 +67,11 @@ def detect_overspeed(
 
     assert new_state.start_ms is not None
     above_s = (ts_ms - new_state.start_ms) / MS_PER_S
-    if above_s >= settings.detectors.overspeed_min_duration_s:
-        new_state = msgspec.structs.replace(new_state, active=True)
-    return new_state, NO_EVENTS
+    if above_s < settings.detectors.overspeed_min_duration_s:
+        return new_state, NO_EVENTS
+
+    confirmed = msgspec.structs.replace(new_state, active=True)
+    return confirmed, (_episode_event(confirmed, sample, ongoing=True),)
 
 
 def _extend(state: OverspeedState, speed_kmh: float, ts_ms: int) -> OverspeedState:
@@ -69,7 +80,7 @@ def _extend(state: OverspeedState, speed_kmh: float, ts_ms: int) -> OverspeedSta
     )
 
 
-def _episode_event(state: OverspeedState, sample: Sample) -> Event:
+def _episode_event(state: OverspeedState, sample: Sample, ongoing: bool) -> Event:
     assert state.start_ms is not None and state.last_above_ms is not None
     return make_event(
         sample,
@@ -80,5 +91,6 @@ def _episode_event(state: OverspeedState, sample: Sample) -> Event:
             "limit_kmh": state.limit_kmh,
             "max_speed_kmh": round(state.max_speed_kmh, 1),
             "duration_s": (state.last_above_ms - state.start_ms) / MS_PER_S,
+            DETAIL_ONGOING: ongoing,
         },
     )

@@ -48,7 +48,7 @@ def detect_format(path: Path) -> str:
 
 
 def read_trace(path: str | Path) -> list[TracePoint]:
-    """Read a trace file into points sorted by time; raises TraceError on bad input."""
+    """Read a trace file into points sorted by time. Raises TraceError on bad input."""
     path = Path(path)
     if not path.is_file():
         raise TraceError(f"{path}: file not found")

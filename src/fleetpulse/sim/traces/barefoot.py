@@ -17,7 +17,7 @@ _WKT_POINT = re.compile(r"^\s*POINT\s*\(\s*(\S+)\s+(\S+)\s*\)\s*$", re.IGNORECAS
 
 
 def is_barefoot(document: Any) -> bool:
-    """Whether a decoded JSON document looks like barefoot points."""
+    """Return whether a decoded JSON document looks like barefoot points."""
     return (
         isinstance(document, list)
         and bool(document)

@@ -76,7 +76,7 @@ def parse_float(value: object, where: str, name: str) -> float | None:
 
 
 def require_float(value: object, where: str, name: str) -> float:
-    """Return ``value`` as a finite float; raise TraceError when it is missing."""
+    """Return ``value`` as a finite float, or raise TraceError when it is missing."""
     number = parse_float(value, where, name)
     if number is None:
         raise TraceError(f"{where}: missing {name}")
@@ -88,5 +88,5 @@ def in_time_order(points: list[TracePoint], source: str) -> list[TracePoint]:
     ordered = all(a.ts_ms <= b.ts_ms for a, b in zip(points, points[1:], strict=False))
     if ordered:
         return points
-    log.warning("%s: points are not in time order; sorting them by time", source)
+    log.warning("%s: points are not in time order, sorting them by time", source)
     return sorted(points, key=lambda point: point.ts_ms)

@@ -29,7 +29,7 @@ REQUIRED = ("time", "lat", "lon")
 
 
 def read_csv(path: Path) -> list[TracePoint]:
-    """Read every row of a CSV trace; the error names the line of a bad value."""
+    """Read every row of a CSV trace. A TraceError names the line of a bad value."""
     with path.open(newline="", encoding="utf-8-sig") as handle:
         reader = csv.DictReader(handle)
         columns = _match_columns(path, reader.fieldnames or [])
@@ -65,7 +65,7 @@ def _match_columns(path: Path, header: Sequence[str]) -> dict[str, str]:
     missing = [field for field in REQUIRED if field not in columns]
     if missing:
         raise TraceError(
-            f"{path}: the header has no {' or '.join(COLUMNS[missing[0]])} column; "
+            f"{path}: the header has no {' or '.join(COLUMNS[missing[0]])} column. "
             f"found: {', '.join(header) or 'no header'}"
         )
     return columns

@@ -1,8 +1,9 @@
 """GeoJSON FeatureCollections of Point features with a time property.
 
 The time is read from the ``time``, ``timestamp`` or ``ts`` property. enviroCar tracks
-carry measurements in ``properties.phenomenons.{name: {value, unit}}``: speed from
-"GPS Speed" (else the OBD "Speed"), both km/h; "Rpm"; "GPS Bearing"; "GPS Altitude".
+carry measurements in ``properties.phenomenons.{name: {value, unit}}``. Speed comes
+from "GPS Speed", else the OBD "Speed" (both km/h), and "Rpm", "GPS Bearing" and
+"GPS Altitude" fill the other fields.
 Plain ``speed_kmh``, ``heading_deg``, ``altitude_m`` and ``engine_rpm`` properties are
 read too. Features of other geometry types are skipped.
 """

@@ -19,7 +19,7 @@ log = logging.getLogger(__name__)
 
 def read_gpx(path: Path) -> list[TracePoint]:
     """Read every timed track point of a GPX file, in document order."""
-    # NOTE: the standard library parser expands internal entities; read trusted files only.
+    # NOTE: the standard library parser expands internal entities, so read trusted files only.
     try:
         root = ElementTree.parse(path).getroot()
     except ElementTree.ParseError as exc:
