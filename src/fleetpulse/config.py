@@ -126,6 +126,32 @@ class Geofence(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     polygon: list[tuple[float, float]] | None = None
 
 
+class TeltonikaSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """The Teltonika TCP listener (Codec 8, 8 Extended and 16)."""
+
+    enabled: bool = False
+    host: str = "127.0.0.1"
+    # 5027 is the port Teltonika's configurator and most tracking servers use.
+    port: int = 5027
+
+
+class OsmandSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """The OsmAnd HTTP listener, as Traccar Client and the OsmAnd app send."""
+
+    enabled: bool = False
+    host: str = "127.0.0.1"
+    # 5055 is the OsmAnd port of Traccar, so devices set up for Traccar need no change.
+    port: int = 5055
+
+
+class MqttSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """The MQTT subscriber that takes records from a broker."""
+
+    enabled: bool = False
+    host: str = "127.0.0.1"
+    port: int = 1883
+
+
 class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """All settings of a fleetpulse process."""
 
@@ -135,6 +161,9 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     store: StoreSettings = StoreSettings()
     process: ProcessSettings = ProcessSettings()
     detectors: DetectorSettings = DetectorSettings()
+    teltonika: TeltonikaSettings = TeltonikaSettings()
+    osmand: OsmandSettings = OsmandSettings()
+    mqtt: MqttSettings = MqttSettings()
     vehicles: dict[str, VehicleSettings] = {}
     geofences: list[Geofence] = []
 
@@ -146,7 +175,17 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
         return self.detectors.overspeed_limit_kmh
 
 
-SECTIONS = ("server", "ingest", "queue", "store", "process", "detectors")
+SECTIONS = (
+    "server",
+    "ingest",
+    "queue",
+    "store",
+    "process",
+    "detectors",
+    "teltonika",
+    "osmand",
+    "mqtt",
+)
 
 
 def load_settings(

@@ -19,6 +19,7 @@ from fleetpulse.api.app import create_app
 from fleetpulse.api.context import ApiContext
 from fleetpulse.config import Settings
 from fleetpulse.ingest.http import telemetry_routes
+from fleetpulse.ingest.protocols.base import ProtocolListener, enabled_listeners
 from fleetpulse.ingest.service import IngestService
 from fleetpulse.process.engine import Processor
 from fleetpulse.queue.base import Queue, open_queue
@@ -41,6 +42,7 @@ class EmbeddedServer:
         self.store: Store = open_store(settings)
         self.ingest = IngestService(settings, self.queue, self.store)
         self.processor = Processor(settings, self.queue, self.store)
+        self.listeners: list[ProtocolListener] = enabled_listeners(settings, self.ingest)
         self.context = ApiContext(
             settings=settings,
             store=self.store,
@@ -96,6 +98,9 @@ class EmbeddedServer:
                 self._serve_task.result()
                 raise RuntimeError("HTTP server stopped while starting")
             await asyncio.sleep(0.01)
+        for listener in self.listeners:
+            await listener.start()
+            log.info("protocol listener started: %s", listener.describe())
         self._retention_task = asyncio.create_task(self._retention_loop(), name="retention")
         self.started_at_s = time.monotonic()
         log.info("server started url=%s data_dir=%s", self.url, server.data_dir)
@@ -106,7 +111,9 @@ class EmbeddedServer:
             await self._serve_task
 
     async def close(self) -> None:
-        """Stop HTTP first so nothing new is acknowledged, then processing, queue and store."""
+        """Stop the listeners first so nothing new is acknowledged, then the rest."""
+        for listener in self.listeners:
+            await listener.close()
         if self._uvicorn is not None:
             self._uvicorn.should_exit = True
         if self._serve_task is not None:

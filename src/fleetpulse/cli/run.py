@@ -57,7 +57,8 @@ async def _serve(settings: Any) -> None:
         f"  ingest:  POST {server.url}/v1/telemetry\n"
         f"  query:   GET  {server.url}/v1/vehicles, /v1/events, /v1/fleet/summary\n"
         f"  docs:    GET  {server.url}/openapi.json   metrics: {server.url}/metrics\n"
-        f"  data in {settings.server.data_dir}; stop with Ctrl-C",
+        + "".join(f"  device:  {listener.describe()}\n" for listener in server.listeners)
+        + f"  data in {settings.server.data_dir}; stop with Ctrl-C",
         flush=True,
     )
     try:
