@@ -77,7 +77,8 @@ VEHICLES_TRACKED = Gauge(
 )
 STAGE_SECONDS = Histogram(
     "fleetpulse_stage_seconds",
-    "Time one batch spends in a stage: decode, validate, enqueue, fetch, process, store, ack.",
+    "Time one batch spends in a stage: validate (with decoding), enqueue, fetch, process, "
+    "store, ack.",
     ["stage"],
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
     registry=REGISTRY,

@@ -180,7 +180,7 @@ async def test_unknown_path_is_404_json(pipeline: Pipeline) -> None:
 async def test_openapi_documents_every_route(pipeline: Pipeline) -> None:
     document = (await pipeline.client.get("/openapi.json")).json()
     app = create_app(pipeline.server.context, extra_routes=[])
-    paths = {getattr(route, "path", "").replace(":str", "") for route in app.routes}
+    paths = {getattr(route, "path", "").replace(":path", "") for route in app.routes}
     paths.add("/v1/telemetry")
     assert paths == set(document["paths"])
 
@@ -190,3 +190,30 @@ async def test_ingest_over_asgi_rejects_unknown_media_type(pipeline: Pipeline) -
                                         headers={"Content-Type": "text/plain"})
     assert answer.status_code == 415
     assert isinstance(answer, httpx.Response)
+
+
+async def test_device_id_with_slash_is_queryable(pipeline: Pipeline) -> None:
+    now_ms = int(time.time() * 1000)
+    record = {"device_id": "depot 1/van a", "ts": now_ms, "lat": 48.1, "lon": 11.5}
+    assert (await pipeline.post([record])).json()["accepted"] == 1
+    await pipeline.drain()
+    vehicle = await pipeline.client.get("/v1/vehicles/depot%201%2Fvan%20a")
+    assert vehicle.status_code == 200
+    assert vehicle.json()["device_id"] == "depot 1/van a"
+    positions = await pipeline.client.get("/v1/vehicles/depot%201%2Fvan%20a/positions")
+    assert positions.json()["count"] == 1
+
+
+async def test_fleet_alert_total_covers_every_vehicle(pipeline: Pipeline) -> None:
+    now_ms = int(time.time() * 1000) - 60_000
+    # Twelve vehicles each report an overheating engine: more than the top-10 list shows.
+    records = [
+        {"device_id": f"hot-{i:02d}", "ts": now_ms + t * 1000, "lat": 48.1, "lon": 11.5,
+         "coolant_c": 90.0 if t == 0 else 115.0, "ignition": True}
+        for i in range(12) for t in range(3)
+    ]
+    assert (await pipeline.post(records)).json()["accepted"] == len(records)
+    await pipeline.drain()
+    summary = (await pipeline.client.get("/v1/fleet/summary")).json()
+    assert len(summary["top_alert_vehicles"]) == 10
+    assert summary["alerts_last_hour"] >= 12

@@ -33,7 +33,8 @@ def fleet_routes(ctx: ApiContext) -> list[Route]:
         events_last_hour = await ctx.store.event_counts(hour_ago_ms, now_ms + 1)
         midnight_ms = now_ms - now_ms % DAY_MS
         distance_today_m = await ctx.store.distance_m(midnight_ms, now_ms + 1)
-        leaders = await ctx.store.alert_leaders(hour_ago_ms, now_ms + 1, TOP_ALERT_VEHICLES)
+        # Every vehicle's count, so the total covers the whole fleet, not just the top ones.
+        leaders = await ctx.store.alert_leaders(hour_ago_ms, now_ms + 1, max(1, len(views)))
         body = {
             "generated_at": iso_ms(now_ms),
             "vehicles": {"total": len(views), **counts},
@@ -41,7 +42,9 @@ def fleet_routes(ctx: ApiContext) -> list[Route]:
             "alerts_last_hour": sum(n for _, n in leaders),
             "distance_today_m": distance_today_m,
             "distance_today_since": iso_ms(midnight_ms),
-            "top_alert_vehicles": [{"device_id": d, "alerts": n} for d, n in leaders],
+            "top_alert_vehicles": [
+                {"device_id": d, "alerts": n} for d, n in leaders[:TOP_ALERT_VEHICLES]
+            ],
         }
         return Response(encoder.encode(body), media_type="application/json")
 

@@ -72,9 +72,11 @@ def vehicle_routes(ctx: ApiContext) -> list[Route]:
             {"device_id": device_id, "count": len(found), "trips": [trip_json(t) for t in found]}
         )
 
+    # Device ids may contain "/" (sent as %2F or plainly), so the id is a path
+    # parameter and the routes with a suffix come before the bare one.
     return [
         Route("/v1/vehicles", list_vehicles, methods=["GET"]),
-        Route("/v1/vehicles/{device_id:str}", get_vehicle, methods=["GET"]),
-        Route("/v1/vehicles/{device_id:str}/positions", positions, methods=["GET"]),
-        Route("/v1/vehicles/{device_id:str}/trips", trips, methods=["GET"]),
+        Route("/v1/vehicles/{device_id:path}/positions", positions, methods=["GET"]),
+        Route("/v1/vehicles/{device_id:path}/trips", trips, methods=["GET"]),
+        Route("/v1/vehicles/{device_id:path}", get_vehicle, methods=["GET"]),
     ]
