@@ -2,15 +2,26 @@ from __future__ import annotations
 
 import math
 import random
+from typing import Any
 
 import pytest
 
-from fleetpulse.model.record import Record
-from fleetpulse.model.vocabulary import FLAG_GPS_JUMP, FLAG_NO_FIX, IDLE, MOVING, PARKED
+from fleetpulse.model.record import EnrichedRecord, Record
+from fleetpulse.model.vocabulary import (
+    FLAG_GPS_JUMP,
+    FLAG_GPS_JUMP_BACK,
+    FLAG_NO_FIX,
+    IDLE,
+    MOVING,
+    PARKED,
+)
 from fleetpulse.process.geo import haversine_m
+from fleetpulse.process.motion import MotionState, measure_motion
+from fleetpulse.process.sample import Sample
 from tests.process.timeline import (
     HOME_LAT,
     HOME_LON,
+    at,
     drive_east,
     make_settings,
     moved,
@@ -126,6 +137,43 @@ def test_gps_jump_outlier_flagged_twice() -> None:
     assert flagged == [outlier.ts_ms, back[0].ts_ms]
 
 
+def test_gps_jump_back_flagged_on_return() -> None:
+    settings = make_settings()
+    before = drive_east(0, 20, speed_kmh=36.0)
+    last = before[-1]
+    outlier = record(21, *moved(last.lat, last.lon, 2000.0, 0.0))
+    back = drive_east(22, 20, speed_kmh=36.0, east_m=220.0)
+    result = samples(before + [outlier] + back, settings)
+    flagged = [s.record.ts_ms for s in result if FLAG_GPS_JUMP_BACK in s.enriched.flags]
+    assert flagged == [back[0].ts_ms]
+    assert result[-1].enriched.flags == []
+
+
+def test_gps_jump_back_closes_outlier() -> None:
+    settings = make_settings()
+    far = moved(HOME_LAT, HOME_LON, 2000.0, 0.0)
+    motion = MotionState()
+    states = []
+    for rec in [record(0), record(1), record(2, *far), record(3)]:
+        motion = measure_motion(motion, Sample(record=rec, enriched=EnrichedRecord(rec)), settings)
+        states.append(motion)
+    assert states[2].jump_ts_ms == at(2)
+    assert states[2].jump_from_ts_ms == at(1)
+    assert states[3].jump_ts_ms is None
+    assert states[3].jump_from_lat is None
+
+
+def test_gps_jump_far_landing_not_back() -> None:
+    settings = make_settings()
+    # The second jump lands 4 km from where the vehicle was before the first one.
+    first = moved(HOME_LAT, HOME_LON, 2000.0, 0.0)
+    second = moved(HOME_LAT, HOME_LON, 0.0, 4000.0)
+    records = [record(0), record(1), record(2, *first), record(3, *second)]
+    result = samples(records, settings)
+    assert FLAG_GPS_JUMP in result[-1].enriched.flags
+    assert FLAG_GPS_JUMP_BACK not in result[-1].enriched.flags
+
+
 def test_gps_jump_adds_no_distance() -> None:
     settings = make_settings()
     before = drive_east(0, 20, speed_kmh=36.0)
@@ -149,6 +197,7 @@ def test_gps_jump_after_tunnel_reanchors() -> None:
     after = drive_east(36, 30, speed_kmh=54.0, east_m=20 * 15.0 + 16 * 15.0)
     result = samples(before + stale + after, settings)
     assert FLAG_GPS_JUMP in result[len(before) + len(stale)].enriched.flags
+    assert not any(FLAG_GPS_JUMP_BACK in s.enriched.flags for s in result)
     after_samples = result[len(before) + len(stale) + 1 :]
     after_m = sum(s.enriched.distance_m for s in after_samples)
     assert after_m == pytest.approx(30 * 15.0, rel=0.01)
@@ -163,7 +212,7 @@ def test_gps_jump_short_hop_not_flagged() -> None:
 
 
 @pytest.mark.parametrize("fields", [{"valid": False}, {"lat": 0.0, "lon": 0.0}])
-def test_no_fix_keeps_position(fields: dict) -> None:
+def test_no_fix_keeps_position(fields: dict[str, Any]) -> None:
     settings = make_settings()
     driving = drive_east(0, 10, speed_kmh=36.0, ignition=True)
     far = moved(HOME_LAT, HOME_LON, 5000.0, 0.0)

@@ -12,9 +12,9 @@ from fleetpulse.sim import truth
 from fleetpulse.sim.geo import haversine_m
 from fleetpulse.sim.kinematics import MAX_BRAKE_MPS2
 from fleetpulse.sim.options import SimulationOptions
-from fleetpulse.sim.vehicle import OVERHEAT_CODE
+from fleetpulse.sim.vehicle import OVERHEAT_CODE, START_MIN_LEFT_M
 from fleetpulse.sim.wire import encode_batch
-from tests.sim.helpers import FORCED, FleetRun, run_fleet, ts_ms
+from tests.sim.helpers import FORCED, START_MS, FleetRun, run_fleet, ts_ms
 
 # The strongest ordinary start: the top of the drivers' standstill acceleration range.
 MAX_ORDINARY_ACCEL_MPS2 = 2.5
@@ -22,6 +22,17 @@ MAX_ORDINARY_ACCEL_MPS2 = 2.5
 ROUNDING_MPS2 = 0.1 / 3.6
 # GPS noise of a few metres on both fixes of a hop.
 NOISE_MARGIN_M = 25.0
+# Enough vehicles that every start phase occurs.
+START_VEHICLES = 60
+
+
+@pytest.fixture(scope="module")
+def start_run() -> FleetRun:
+    """The first 10 minutes of a larger fleet, to see how vehicles start the run."""
+    options = SimulationOptions(
+        vehicles=START_VEHICLES, duration_s=600, seed=3, truth_path=None, behaviours=FORCED
+    )
+    return run_fleet(options)
 
 
 @pytest.fixture(scope="module")
@@ -162,13 +173,14 @@ def test_fleet_running_engine_charges_battery(forced_run: FleetRun) -> None:
 
 
 def test_fleet_parked_fixes_wander_metres(forced_run: FleetRun) -> None:
-    device_id, records = next(iter(forced_run.by_device.items()))
-    parked = [r for r in records[:60] if not r.ignition] or [records[0]]
+    # The first minute of the first vehicle that starts the run parked for that long.
+    starts = [records[:60] for records in forced_run.by_device.values()]
+    parked = next((first for first in starts if not any(r.ignition for r in first)), [])
+    if not parked:
+        pytest.skip("no vehicle stays parked for the first minute to measure the noise")
     lat0, lon0 = parked[0].lat, parked[0].lon
     offsets = [haversine_m(lat0, lon0, r.lat, r.lon) for r in parked]
 
-    if len(parked) < 10:
-        pytest.skip(f"{device_id} starts its first trip too soon to measure the noise")
     assert statistics.pstdev(offsets) > 0.2
     assert max(offsets) < 20.0
 
@@ -196,6 +208,46 @@ def test_fleet_headings_in_range(forced_run: FleetRun) -> None:
     headings = [r.heading_deg for records in forced_run.by_device.values() for r in records]
 
     assert all(h is not None and 0.0 <= h < 360.0 for h in headings)
+
+
+def test_fleet_starts_in_every_phase(start_run: FleetRun) -> None:
+    first = [records[0] for records in start_run.by_device.values()]
+    driving = [r for r in first if r.ignition and r.speed_kmh is not None and r.speed_kmh > 20.0]
+    idling = [r for r in first if r.ignition and r.speed_kmh == 0.0]
+    parked = [r for r in first if not r.ignition]
+
+    assert len(driving) > START_VEHICLES // 4
+    assert idling
+    assert len(parked) > START_VEHICLES // 10
+
+
+def test_fleet_start_speeds_plausible(start_run: FleetRun) -> None:
+    harsh = _windows(start_run, (truth.HARSH_BRAKING, truth.HARSH_ACCELERATION))
+    for device_id, records in start_run.by_device.items():
+        for a, b in zip(records, records[1:], strict=False):
+            start, end = ts_ms(a), ts_ms(b)
+            if any(lo <= start and end <= hi for lo, hi in harsh.get(device_id, [])):
+                continue
+            assert a.speed_kmh is not None and b.speed_kmh is not None
+            accel = (b.speed_kmh - a.speed_kmh) / 3.6 / ((end - start) / 1000)
+            assert accel <= MAX_ORDINARY_ACCEL_MPS2 + ROUNDING_MPS2, (device_id, start)
+            assert accel >= -(MAX_BRAKE_MPS2 + ROUNDING_MPS2), (device_id, start)
+
+
+def test_fleet_start_injects_nothing_running(start_run: FleetRun) -> None:
+    # Faults and fuel changes start at a record the vehicle reaches, never at second 0.
+    injected = (truth.ENGINE_FAULT, truth.FUEL_THEFT, truth.REFUEL)
+    at_start = [e for e in start_run.truth if e.type in injected and e.start_ms == START_MS]
+    assert at_start == []
+
+
+def test_fleet_trip_running_at_start_recorded(start_run: FleetRun) -> None:
+    running = [e for e in start_run.truth if e.type == truth.TRIP and e.start_ms == START_MS]
+
+    assert running
+    for entry in running:
+        if entry.complete:
+            assert entry.values["distance_m"] >= START_MIN_LEFT_M - NOISE_MARGIN_M, entry
 
 
 def _windows(run: FleetRun, kinds: tuple[str, ...]) -> dict[str, list[tuple[int, int]]]:

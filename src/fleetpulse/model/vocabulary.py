@@ -16,6 +16,8 @@ UNKNOWN_FIELD: Final = "unknown_field"
 TOO_LARGE: Final = "too_large"
 INVALID_JSON: Final = "invalid_json"
 UNSUPPORTED_MEDIA_TYPE: Final = "unsupported_media_type"
+# A device protocol frame that cannot be decoded (bad preamble, CRC or record counts).
+INVALID_FRAME: Final = "invalid_frame"
 
 REJECT_REASONS: Final = (
     MISSING_FIELD,
@@ -31,6 +33,7 @@ REJECT_REASONS: Final = (
     TOO_LARGE,
     INVALID_JSON,
     UNSUPPORTED_MEDIA_TYPE,
+    INVALID_FRAME,
 )
 
 # Error codes of ingest responses that are not reject reasons, because nothing was wrong
@@ -95,15 +98,21 @@ EVENT_TYPES: Final = (
 )
 
 # Event detail key of the events emitted again when their episode ends (overspeed, harsh
-# braking and acceleration). It is True in the copy emitted while the episode runs and
-# False in the final copy.
+# braking and acceleration, fuel drop). It is True in the copies emitted while the episode
+# runs and False in the final copy.
 DETAIL_ONGOING: Final = "ongoing"
 
 # Flags set on an enriched record.
 FLAG_NO_FIX: Final = "no_fix"
 FLAG_GPS_JUMP: Final = "gps_jump"
+# Set beside gps_jump on the jump that returns to the position before a jump, which
+# ends that outlier. The gps_jump detector reports the outlier once, at the jump away.
+FLAG_GPS_JUMP_BACK: Final = "gps_jump_back"
 FLAG_LATE: Final = "late"
 FLAG_ODOMETER_GLITCH: Final = "odometer_glitch"
 
 # Sources a record can arrive through.
 SOURCE_HTTP: Final = "http"
+SOURCE_TELTONIKA: Final = "teltonika"
+SOURCE_OSMAND: Final = "osmand"
+SOURCE_MQTT: Final = "mqtt"

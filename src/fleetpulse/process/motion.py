@@ -9,27 +9,43 @@ first hop of a departure (measured from the anchor) loses nothing.
 GPS jump: a fix that implies more than ``gps_jump_speed_kmh`` over more than
 ``gps_jump_min_distance_m`` is flagged and adds no distance, and the vehicle is
 re-anchored there. A receiver that held a stale position in a tunnel then continues
-from its true position, and a lone outlier is flagged again on the jump back.
+from its true position. A lone outlier is flagged again on the jump back, and that
+second jump also gets ``gps_jump_back`` when it lands where the vehicle could be, seen
+from the fix before the first jump, within JUMP_BACK_WITHIN_S of it.
 """
 
 from __future__ import annotations
 
 import msgspec
 
-from fleetpulse.config import Settings
-from fleetpulse.model.vocabulary import FLAG_GPS_JUMP, FLAG_NO_FIX, IDLE, MOVING, PARKED
+from fleetpulse.config import DetectorSettings, Settings
+from fleetpulse.model.vocabulary import (
+    FLAG_GPS_JUMP,
+    FLAG_GPS_JUMP_BACK,
+    FLAG_NO_FIX,
+    IDLE,
+    MOVING,
+    PARKED,
+)
 from fleetpulse.process.geo import haversine_m
 from fleetpulse.process.sample import Sample
 
 MS_PER_S = 1000.0
 MPS_TO_KMH = 3.6
+# An outlier lasts one fix or a few, so a device reporting every 1-30 s jumps back well
+# within a minute. A later jump is taken as a new one, because the area the vehicle could
+# have reached from the fix before the outlier grows with time (5 km after 60 s at the
+# default gps_jump_speed_kmh). A judgment call.
+JUMP_BACK_WITHIN_S = 60.0
 
 
 class MotionState(msgspec.Struct, frozen=True, array_like=True, gc=False):
     """The motion step's memory of a vehicle. Append new fields at the end.
 
     ``fix_*`` is the newest accepted fix, the base of the next hop. ``point_*`` is the
-    anchor while stationary and the last counted point while moving.
+    anchor while stationary and the last counted point while moving. ``jump_*`` describes
+    the newest jump not yet followed by a jump back: the fix before it (``jump_from_*``)
+    and its time (``jump_ts_ms``), or None.
     """
 
     ignition: bool | None = None
@@ -40,6 +56,10 @@ class MotionState(msgspec.Struct, frozen=True, array_like=True, gc=False):
     point_lon: float | None = None
     moving: bool = False
     stopped_at_ms: int | None = None
+    jump_from_lat: float | None = None
+    jump_from_lon: float | None = None
+    jump_from_ts_ms: int | None = None
+    jump_ts_ms: int | None = None
 
 
 def measure_motion(state: MotionState, sample: Sample, settings: Settings) -> MotionState:
@@ -92,25 +112,8 @@ def _with_fix(
         sample.hop_m = hop_m
         sample.implied_speed_kmh = implied_kmh
 
-        is_jump = (
-            implied_kmh is not None
-            and implied_kmh > thresholds.gps_jump_speed_kmh
-            and hop_m > thresholds.gps_jump_min_distance_m
-        )
-        if is_jump:
-            enriched.flags.append(FLAG_GPS_JUMP)
-            enriched.speed_kmh = reported_kmh
-            # Re-anchor at the new fix and keep the motion of before the jump.
-            return MotionState(
-                ignition=ignition,
-                fix_lat=lat,
-                fix_lon=lon,
-                fix_ts_ms=record.ts_ms,
-                point_lat=lat,
-                point_lon=lon,
-                moving=state.moving,
-                stopped_at_ms=state.stopped_at_ms,
-            )
+        if _is_jump(hop_m, implied_kmh, thresholds):
+            return _after_jump(state, sample, ignition, thresholds)
 
     speed_kmh = reported_kmh if reported_kmh is not None else implied_kmh
     enriched.speed_kmh = speed_kmh
@@ -140,7 +143,70 @@ def _with_fix(
         point_lon=point_lon,
         moving=moving,
         stopped_at_ms=_stopped_at(state, moving, record.ts_ms),
+        jump_from_lat=state.jump_from_lat,
+        jump_from_lon=state.jump_from_lon,
+        jump_from_ts_ms=state.jump_from_ts_ms,
+        jump_ts_ms=state.jump_ts_ms,
     )
+
+
+def _is_jump(hop_m: float, implied_kmh: float | None, thresholds: DetectorSettings) -> bool:
+    return (
+        implied_kmh is not None
+        and implied_kmh > thresholds.gps_jump_speed_kmh
+        and hop_m > thresholds.gps_jump_min_distance_m
+    )
+
+
+def _after_jump(
+    state: MotionState, sample: Sample, ignition: bool | None, thresholds: DetectorSettings
+) -> MotionState:
+    # Flag the jump, re-anchor at the new fix and keep the motion of before the jump.
+    record = sample.record
+    sample.enriched.flags.append(FLAG_GPS_JUMP)
+    sample.enriched.speed_kmh = record.speed_kmh
+    jump_back = _is_jump_back(state, record.lat, record.lon, record.ts_ms, thresholds)
+    if jump_back:
+        sample.enriched.flags.append(FLAG_GPS_JUMP_BACK)
+    return MotionState(
+        ignition=ignition,
+        fix_lat=record.lat,
+        fix_lon=record.lon,
+        fix_ts_ms=record.ts_ms,
+        point_lat=record.lat,
+        point_lon=record.lon,
+        moving=state.moving,
+        stopped_at_ms=state.stopped_at_ms,
+        # A jump back closes the outlier. Any other jump starts a new one, from the fix
+        # before it.
+        jump_from_lat=None if jump_back else state.fix_lat,
+        jump_from_lon=None if jump_back else state.fix_lon,
+        jump_from_ts_ms=None if jump_back else state.fix_ts_ms,
+        jump_ts_ms=None if jump_back else record.ts_ms,
+    )
+
+
+def _is_jump_back(
+    state: MotionState, lat: float, lon: float, ts_ms: int, thresholds: DetectorSettings
+) -> bool:
+    """Return whether a jump at ``ts_ms`` is the jump back of the newest open jump.
+
+    It is when it comes within JUMP_BACK_WITHIN_S of that jump and lands where the vehicle
+    could be by now, so that measured from the fix before that jump it is no jump.
+    """
+    if (
+        state.jump_ts_ms is None
+        or state.jump_from_lat is None
+        or state.jump_from_lon is None
+        or state.jump_from_ts_ms is None
+    ):
+        return False
+    if (ts_ms - state.jump_ts_ms) / MS_PER_S > JUMP_BACK_WITHIN_S:
+        return False
+    from_before_m = haversine_m(state.jump_from_lat, state.jump_from_lon, lat, lon)
+    elapsed_s = (ts_ms - state.jump_from_ts_ms) / MS_PER_S
+    implied_kmh = from_before_m / elapsed_s * MPS_TO_KMH
+    return not _is_jump(from_before_m, implied_kmh, thresholds)
 
 
 def _is_moving(

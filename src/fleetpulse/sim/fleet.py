@@ -64,7 +64,8 @@ class Fleet:
         """Yield (simulated second, records to send then) for each record interval.
 
         A last tick at the final second carries what devices still held at the end (an
-        outage's buffer, a pending duplicate).
+        outage's buffer, a pending duplicate). Episodes still running then are written
+        to the truth log as incomplete.
         """
         interval_s = self.options.record_interval_s
         sim_s = 0.0
@@ -81,6 +82,8 @@ class Fleet:
                 records.extend(device.emit(ts_ms))
             yield sim_s, records
 
+        for device in self.devices:
+            device.vehicle.finish(self.last_ts_ms)
         tail = [record for device in self.devices for record in device.flush()]
         if tail:
             yield sim_s, tail

@@ -1,7 +1,8 @@
 """A simulated vehicle: trips through the road network, its engine, fuel and injected episodes.
 
 A vehicle cycles through parked (ignition off), idling (ignition on, stopped) and
-driving. Its true state is read by its Device, which adds GPS noise and builds records.
+driving, and starts the run in a random one of these phases. Its true state is read by
+its Device, which adds GPS noise and builds records.
 Physics runs in steps of at most MAX_STEP_S, and a record is taken every record interval.
 """
 
@@ -16,7 +17,7 @@ from dataclasses import dataclass
 from fleetpulse.config import DetectorSettings
 from fleetpulse.model import vocabulary
 from fleetpulse.sim import engine, truth
-from fleetpulse.sim.kinematics import next_speed, speed_to_meet
+from fleetpulse.sim.kinematics import drive_accel_mps2, next_speed, speed_to_meet
 from fleetpulse.sim.network import RoadNetwork
 from fleetpulse.sim.options import BehaviourRates
 from fleetpulse.sim.route import Route, build_route, plan_city_trip, plan_highway_trip
@@ -56,6 +57,15 @@ HARSH_CLEAR_M = 150.0
 FAULT_CODES = ("P0300", "P0171", "P0420", "P0442", "P0128")
 OVERHEAT_CODE = "P0217"
 OVERHEAT_S = (150.0, 300.0)
+# Shares of the fleet that start the run driving somewhere along a route and idling
+# before a trip. The rest start parked, so the first minutes of a run show every phase.
+START_DRIVING_SHARE = 0.5
+START_IDLING_SHARE = 0.15
+# A vehicle that starts mid-route has at least this far left to drive, so the trip it is
+# on still passes the server's 200 m minimum trip distance.
+START_MIN_LEFT_M = 500.0
+# Coolant of an engine that has been running for a while before the run starts.
+WARM_START_C = (80.0, 90.0)
 
 
 class Phase(enum.Enum):
@@ -160,7 +170,7 @@ class Vehicle:
         self.overheat_left_s = 0.0
 
         self.phase = Phase.PARKED
-        self.phase_left_s = rng.uniform(0.0, 120.0)
+        self.phase_left_s = 0.0
         self.parked_s = 0.0
         self.route: Route | None = None
         self.route_end_node = self.node
@@ -174,6 +184,67 @@ class Vehicle:
         self.speeding: _Speeding | None = None
         self.fuel_change: _FuelChange | None = None
         self.new_fault_code: str | None = None
+        self._enter_start_phase()
+
+    # The state at simulated second 0.
+
+    def _enter_start_phase(self) -> None:
+        """Put the vehicle in a random phase of its day: driving, idling or parked.
+
+        Episodes that would already be running at second 0 (a fault code, an overheat, a
+        fuel change, speeding, harsh driving) are not injected, because the records would
+        miss their start. Idling, low fuel and trips are recorded from the records, so
+        the ones running at second 0 are recorded from the first record.
+        """
+        draw = self.rng.random()
+        if draw < START_DRIVING_SHARE:
+            self._start_mid_route()
+        elif draw < START_DRIVING_SHARE + START_IDLING_SHARE:
+            self._start_warming_up()
+        else:
+            # Parked for a while already: the rest of one park.
+            self.phase_left_s = self.rng.uniform(0.0, PARK_S[1])
+
+    def _start_warming_up(self) -> None:
+        rng = self.rng
+        self.ignition = True
+        self._plan_trip()
+        long_idle = rng.random() < self.rates.long_idle
+        self.phase = Phase.IDLING
+        self.phase_left_s = rng.uniform(0.0, (LONG_IDLE_S if long_idle else WARM_UP_IDLE_S)[1])
+
+    def _start_mid_route(self) -> None:
+        rng = self.rng
+        self.ignition = True
+        self.coolant_c = rng.uniform(*WARM_START_C)
+        route = self._plan_trip()
+        self.phase = Phase.DRIVING
+        self.s_m = rng.uniform(0.0, max(0.0, route.length_m - START_MIN_LEFT_M))
+        self.segment = route.segment_at(self.s_m)
+        # The lights of the nodes already passed are behind the vehicle.
+        self.stops = {node: wait_s for node, wait_s in self.stops.items() if node > self.segment}
+        self.x_m, self.y_m = route.position(self.s_m, self.segment)
+        self.heading_deg = route.heading_deg[self.segment]
+        self._set_start_speed(route)
+
+    def _set_start_speed(self, route: Route) -> None:
+        """Set a speed the driver could have reached at ``s_m`` by ordinary driving.
+
+        That is the speed after accelerating from the last node (from rest at the route
+        start, else from its turn cap), within the limit and low enough to brake for
+        every cap ahead at the planned rate.
+        """
+        node = self.segment
+        limit_ms = self._limit_ms(node)
+        entry_ms = 0.0 if node == 0 else min(route.cap_ms[node], self._limit_ms(node - 1))
+        # The driver's rate is lowest at the limit, so this speed is never above what the
+        # driver reaches over that distance.
+        accel_mps2 = drive_accel_mps2(self.profile.standstill_accel_mps2, limit_ms)
+        since_node_m = self.s_m - route.cum_m[node]
+        self.speed_ms = min(limit_ms, math.sqrt(entry_ms**2 + 2.0 * accel_mps2 * since_node_m))
+        # The bound ahead is computed from speed_ms, and a lower speed only raises it, so
+        # one pass is enough.
+        self.speed_ms = min(self.speed_ms, self._ahead_bound_ms(self.step_s))
 
     # Record boundaries: episodes start and end here so the truth matches record times.
 
@@ -191,6 +262,20 @@ class Vehicle:
         elif self.phase is Phase.DRIVING and self.light_wait_s <= 0:
             self._maybe_start_harsh(ts_ms)
             self._maybe_start_speeding()
+
+    def finish(self, ts_ms: int) -> None:
+        """Record the injected episodes still running at the last record, ``ts_ms``, as
+        incomplete."""
+        harsh = self.harsh
+        # An episode that started at the last record has no record after its start, so
+        # nothing can show it, and it counts as not injected.
+        if harsh is not None and harsh.start_ms < ts_ms:
+            self._close_harsh(ts_ms, complete=False)
+        self.harsh = None
+        change = self.fuel_change
+        if change is not None and change.start_ms is not None and change.start_ms < ts_ms:
+            self._close_fuel_change(change, ts_ms, complete=False)
+        self.fuel_change = None
 
     def advance_record_interval(self) -> None:
         """Run the physics from this record to the next one."""
@@ -256,6 +341,16 @@ class Vehicle:
     def _start_trip(self) -> None:
         rng = self.rng
         self.ignition = True
+        self._plan_trip()
+        if rng.random() < self.rates.engine_fault:
+            self._inject_fault()
+        long_idle = rng.random() < self.rates.long_idle
+        self.phase = Phase.IDLING
+        self.phase_left_s = rng.uniform(*(LONG_IDLE_S if long_idle else WARM_UP_IDLE_S))
+
+    def _plan_trip(self) -> Route:
+        """Plan a trip from ``node``: the route, its red lights and its injected episodes."""
+        rng = self.rng
         highway = rng.random() < self.rates.highway_trip
         if highway:
             nodes = plan_highway_trip(self.network, self.node, rng)
@@ -276,11 +371,7 @@ class Vehicle:
             harsh_acceleration=rng.random() < self.rates.harsh_acceleration,
             speeding=highway and rng.random() < self.rates.speeding,
         )
-        if rng.random() < self.rates.engine_fault:
-            self._inject_fault()
-        long_idle = rng.random() < self.rates.long_idle
-        self.phase = Phase.IDLING
-        self.phase_left_s = rng.uniform(*(LONG_IDLE_S if long_idle else WARM_UP_IDLE_S))
+        return route
 
     def _inject_fault(self) -> None:
         if self.rng.random() < self.rates.overheat_share:
@@ -439,7 +530,7 @@ class Vehicle:
     def _steps(self, duration_s: float) -> int:
         return max(1, round(duration_s / self.step_s))
 
-    def _close_harsh(self, ts_ms: int) -> None:
+    def _close_harsh(self, ts_ms: int, complete: bool = True) -> None:
         harsh = self.harsh
         assert harsh is not None
         self.harsh = None
@@ -460,7 +551,7 @@ class Vehicle:
             "set_accel_mps2": round(harsh.accel_mps2, 2),
         }
         expected = event if strong and within_interval else None
-        self._add_truth(harsh.kind, harsh.start_ms, ts_ms, expected, values)
+        self._add_truth(harsh.kind, harsh.start_ms, ts_ms, expected, values, complete)
 
     def _maybe_start_speeding(self) -> None:
         route = self.route
@@ -499,9 +590,16 @@ class Vehicle:
             return
         if change.done:
             self.fuel_change = None
-            values = {"from_pct": change.from_pct, "to_pct": round(self.fuel_pct, 1)}
-            event = vocabulary.FUEL_DROP if change.kind == truth.FUEL_THEFT else None
-            self._add_truth(change.kind, change.start_ms, ts_ms, event, values)
+            self._close_fuel_change(change, ts_ms, complete=True)
+
+    def _close_fuel_change(self, change: _FuelChange, ts_ms: int, complete: bool) -> None:
+        assert change.start_ms is not None
+        to_pct = round(self.fuel_pct, 1)
+        values = {"from_pct": change.from_pct, "to_pct": to_pct}
+        # A theft cut off by the end of the run may not have fallen far enough yet.
+        detectable = change.from_pct - to_pct >= self.detectors.fuel_drop_pct
+        event = vocabulary.FUEL_DROP if change.kind == truth.FUEL_THEFT and detectable else None
+        self._add_truth(change.kind, change.start_ms, ts_ms, event, values, complete)
 
     def _add_truth(
         self,
@@ -510,6 +608,7 @@ class Vehicle:
         end_ms: int,
         event: str | None,
         values: Mapping[str, object],
+        complete: bool = True,
     ) -> None:
-        entry = TruthEntry(kind, self.device_id, start_ms, end_ms, event, True, dict(values))
+        entry = TruthEntry(kind, self.device_id, start_ms, end_ms, event, complete, dict(values))
         self.truth.add(entry)
