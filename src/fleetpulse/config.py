@@ -133,6 +133,24 @@ class TeltonikaSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True)
     host: str = "127.0.0.1"
     # 5027 is the port Teltonika's configurator and most tracking servers use.
     port: int = 5027
+    # IMEIs of the devices allowed to connect. Empty: see allow_unknown_imeis.
+    allowed_imeis: list[str] = []
+    # False accepts an IMEI outside allowed_imeis only while the list is empty and the
+    # listener is bound to loopback, so local tests work and a public listener is closed.
+    allow_unknown_imeis: bool = False
+    # IO element mapping per device, by IMEI: "fmb" or "raw" (every element in attributes).
+    device_models: dict[str, str] = {}
+    default_model: str = "fmb"
+    # 255 records of about 250 bytes each; a larger length field means a corrupt stream.
+    max_frame_bytes: int = 65_536
+    # A device sends its IMEI right after it connects.
+    handshake_timeout_s: float = 30.0
+    # A connection with no data for this long is closed; the device reconnects when it
+    # next has records.
+    idle_timeout_s: float = 600.0
+    log_frames: bool = False
+    # Raw frames logged per second at most, when log_frames is on.
+    log_frames_per_s: int = 10
 
 
 class OsmandSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -142,6 +160,9 @@ class OsmandSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     host: str = "127.0.0.1"
     # 5055 is the OsmAnd port of Traccar, so devices set up for Traccar need no change.
     port: int = 5055
+    # Traccar Client sends knots; the OsmAnd app sends m/s.
+    speed_unit: Literal["knots", "kmh", "mps"] = "knots"
+    log_frames: bool = False
 
 
 class MqttSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -150,6 +171,24 @@ class MqttSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     enabled: bool = False
     host: str = "127.0.0.1"
     port: int = 1883
+    protocol: Literal["3.1.1", "5"] = "5"
+    topic: str = "fleet/{device_id}/telemetry"
+    # Empty subscribes to the topic itself; a name subscribes to $share/<name>/<topic>.
+    shared_group: str = "fleetpulse"
+    # Fixed so that the broker keeps the session, and unacknowledged messages, across
+    # restarts. Two processes must not share one client id, or each one disconnects the other.
+    client_id: str = "fleetpulse-ingest"
+    # How long the broker keeps the session and its messages while fleetpulse is away.
+    session_expiry_s: int = 3600
+    username: str = ""
+    password: str = ""
+    keepalive_s: int = 60
+    reconnect_min_delay_s: int = 1
+    reconnect_max_delay_s: int = 60
+    # Messages the broker may send before one is acknowledged (MQTT 5 Receive Maximum),
+    # which is also the largest batch published to the queue at once.
+    receive_maximum: int = 100
+    log_frames: bool = False
 
 
 class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

@@ -33,6 +33,7 @@ def _options(parser: argparse.ArgumentParser, command: str) -> set[str]:
 
 def test_simulate_options_pinned() -> None:
     assert _options(_parser(), "simulate") == {
+        "--protocol",
         "--vehicles",
         "--rate",
         "--duration",

@@ -18,6 +18,7 @@ from fleetpulse.sim.errors import SimError
 from fleetpulse.sim.options import DEFAULT_URL, SimulationOptions
 from fleetpulse.sim.progress import ProgressLine
 from fleetpulse.sim.simulation import SimulationSummary, simulate
+from fleetpulse.sim.transports import transport_names
 
 __all__ = ["add_parser", "format_rejections", "run", "simulate", "speed_argument"]
 
@@ -92,9 +93,17 @@ def _add_fleet_arguments(group: argparse._ArgumentGroup, defaults: SimulationOpt
 
 def _add_sending_arguments(group: argparse._ArgumentGroup, defaults: SimulationOptions) -> None:
     group.add_argument(
+        "--protocol",
+        choices=transport_names(),
+        default=defaults.protocol,
+        help="how records are sent: http (POST /v1/telemetry), teltonika (TCP, "
+        "--url tcp://127.0.0.1:5027) or another device protocol (default: %(default)s)",
+    )
+    group.add_argument(
         "--url",
         default=DEFAULT_URL,
-        help="base URL of the fleetpulse server (default: %(default)s)",
+        help="base URL of the fleetpulse server, or tcp://HOST:PORT for teltonika "
+        "(default: %(default)s)",
     )
     group.add_argument(
         "--speed",
@@ -155,6 +164,7 @@ def run(args: argparse.Namespace) -> int:
             duplicate_share=args.duplicate_share,
             concurrency=args.concurrency,
             truth_path=args.truth,
+            protocol=args.protocol,
         )
     except ValueError as exc:
         print(f"fleetpulse simulate: {exc}", file=sys.stderr)
@@ -192,6 +202,11 @@ def format_summary(summary: SimulationSummary) -> str:
     ]
     if summary.rejected_by_reason:
         lines.append("rejected by reason: " + format_rejections(summary.rejected_by_reason))
+    if summary.ack_p50_ms is not None:
+        lines.append(
+            f"acknowledgement latency: p50 {summary.ack_p50_ms:g} ms, "
+            f"p99 {summary.ack_p99_ms:g} ms, p99.9 {summary.ack_p999_ms:g} ms"
+        )
     injected = (
         f"injected: {summary.bad_records_injected:,} bad records, "
         f"{summary.duplicates_injected:,} duplicates"

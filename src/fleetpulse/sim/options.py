@@ -67,6 +67,8 @@ class SimulationOptions(msgspec.Struct, frozen=True, forbid_unknown_fields=True)
     centre_lat: float = DEFAULT_CENTRE_LAT
     centre_lon: float = DEFAULT_CENTRE_LON
     behaviours: BehaviourRates = BehaviourRates()
+    # Transport module in fleetpulse.sim.transports: http, teltonika, osmand or mqtt.
+    protocol: str = "http"
 
     def __post_init__(self) -> None:
         if self.vehicles < 1:

@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator, Callable, Iterable
 from typing import Any
 
 from fleetpulse.sim.progress import Progress
-from fleetpulse.sim.sender import Sender
+from fleetpulse.sim.transports.base import Transport
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +30,7 @@ class Pacer:
     so a slow fleet still sends promptly. Otherwise the sender fills its batches.
     """
 
-    def __init__(self, sender: Sender, speed: float, total_s: float) -> None:
+    def __init__(self, sender: Transport, speed: float, total_s: float) -> None:
         self.sender = sender
         self.speed = speed
         self.total_s = total_s

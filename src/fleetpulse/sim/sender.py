@@ -65,6 +65,12 @@ class _ErrorReply(msgspec.Struct):
     error: _ErrorBody = msgspec.field(default_factory=_ErrorBody)
 
 
+# Enough samples for a stable p99.9; beyond it the sample is replaced uniformly.
+ACK_SAMPLES_MAX = 100_000
+# Sampling needs no reproducibility, but a private generator keeps the global one untouched.
+_sample_random = random.Random(0)
+
+
 @dataclass(slots=True)
 class SendStats:
     """Counts from the server's responses so far.
@@ -79,6 +85,28 @@ class SendStats:
     retries: int = 0
     batches: int = 0
     request_errors: int = 0
+    # Seconds from sending a request to its acknowledgement, one per acknowledged request;
+    # a uniform sample once ACK_SAMPLES_MAX are kept, so a day-long run stays small.
+    ack_latencies_s: list[float] = field(default_factory=list)
+    _acks_seen: int = 0
+
+    def record_ack(self, latency_s: float) -> None:
+        """Keep one acknowledgement latency, sampling uniformly beyond ACK_SAMPLES_MAX."""
+        self._acks_seen += 1
+        if len(self.ack_latencies_s) < ACK_SAMPLES_MAX:
+            self.ack_latencies_s.append(latency_s)
+            return
+        slot = _sample_random.randrange(self._acks_seen)
+        if slot < ACK_SAMPLES_MAX:
+            self.ack_latencies_s[slot] = latency_s
+
+    def ack_percentile_ms(self, fraction: float) -> float | None:
+        """Return a percentile of the acknowledgement latency in ms, or None before any ack."""
+        if not self.ack_latencies_s:
+            return None
+        ordered = sorted(self.ack_latencies_s)
+        index = min(len(ordered) - 1, int(fraction * len(ordered)))
+        return round(ordered[index] * 1000, 2)
 
 
 class _Lane:
@@ -264,6 +292,7 @@ class Sender:
         started_s = time.monotonic()
         attempt = 0
         while True:
+            attempt_started_s = time.monotonic()
             try:
                 response = await self._client.post(
                     self.url, content=body, headers={"Content-Type": "application/json"}
@@ -273,6 +302,7 @@ class Sender:
                 delay_s = self._backoff_s(attempt)
             else:
                 if response.is_success:
+                    self.stats.record_ack(time.monotonic() - attempt_started_s)
                     self._count_reply(response, len(batch))
                     return
                 if response.status_code not in RETRY_STATUSES:

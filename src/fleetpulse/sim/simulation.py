@@ -13,7 +13,8 @@ from fleetpulse.sim.clock import timeline_start_ms, wall_end_ms
 from fleetpulse.sim.fleet import Fleet
 from fleetpulse.sim.options import SimulationOptions
 from fleetpulse.sim.pacing import Pacer, ProgressCallback, reporting
-from fleetpulse.sim.sender import Sender
+from fleetpulse.sim.transports import adapt_options, open_transport
+from fleetpulse.sim.transports.base import Transport
 from fleetpulse.sim.truth import DUPLICATE, TruthLog, TruthSummary
 
 log = logging.getLogger(__name__)
@@ -47,6 +48,10 @@ class SimulationSummary(msgspec.Struct):
     elapsed_s: float
     rate_rps: float
     truth_path: str | None
+    # Acknowledgement latency of the requests, client side; None when nothing was acked.
+    ack_p50_ms: float | None = None
+    ack_p99_ms: float | None = None
+    ack_p999_ms: float | None = None
 
 
 async def simulate(
@@ -58,13 +63,8 @@ async def simulate(
     accept connections, and DeliveryError if a batch cannot be delivered in time. The
     truth file gets its summary line even when the run fails or is cancelled.
     """
-    sender = Sender(
-        options.url,
-        batch_size=options.batch_size,
-        concurrency=options.concurrency,
-        request_timeout_s=options.request_timeout_s,
-        give_up_after_s=options.give_up_after_s,
-    )
+    options = adapt_options(options)
+    sender = open_transport(options)
     truth_log: TruthLog | None = None
     fleet: Fleet | None = None
     try:
@@ -110,7 +110,7 @@ async def simulate(
 
 def _summarise(
     options: SimulationOptions,
-    sender: Sender,
+    sender: Transport,
     fleet: Fleet,
     truth_log: TruthLog,
     elapsed_s: float,
@@ -137,12 +137,15 @@ def _summarise(
         duplicates_injected=truth_log.counts[DUPLICATE],
         elapsed_s=round(elapsed_s, 3),
         rate_rps=round(stats.records_sent / elapsed_s, 1) if elapsed_s > 0 else 0.0,
+        ack_p50_ms=stats.ack_percentile_ms(0.50),
+        ack_p99_ms=stats.ack_percentile_ms(0.99),
+        ack_p999_ms=stats.ack_percentile_ms(0.999),
         truth_path=options.truth_path,
     )
 
 
 def _truth_summary(
-    options: SimulationOptions, sender: Sender, fleet: Fleet, truth_log: TruthLog
+    options: SimulationOptions, sender: Transport, fleet: Fleet, truth_log: TruthLog
 ) -> TruthSummary:
     return TruthSummary(
         seed=options.seed,

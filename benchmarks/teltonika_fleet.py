@@ -1,0 +1,192 @@
+"""Drive `fleetpulse run` with many concurrent Teltonika connections and report throughput.
+
+Starts `fleetpulse run` with the Teltonika listener enabled in a child process (fresh data
+folder, loopback only), opens ``--connections`` device connections, and has each send
+Codec 8 Extended packets of ``--records-per-packet`` current records, waiting for every
+answer, until ``--duration`` seconds have passed. Prints progress every 5 s, then the
+records acknowledged and stored per second and the server's peak RSS (VmHWM).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import re
+import resource
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+from fleetpulse.ingest.protocols.teltonika.decoding import CODEC_8_EXTENDED, AvlRecord
+from fleetpulse.ingest.protocols.teltonika.encoding import encode_imei, encode_packet
+
+# How long the server may take to start, and to store what it acknowledged at the end.
+START_TIMEOUT_S = 30.0
+SETTLE_TIMEOUT_S = 60.0
+PROGRESS_INTERVAL_S = 5.0
+ANSWER_TIMEOUT_S = 30.0
+STORED = re.compile(r"^fleetpulse_records_processed_total(?:\{[^}]*\})? ([0-9.e+]+)$", re.M)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def peak_rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def stored_records(api_url: str) -> int:
+    text = httpx.get(f"{api_url}/metrics", timeout=10).text
+    return int(sum(float(value) for value in STORED.findall(text)))
+
+
+class Counts:
+    def __init__(self) -> None:
+        self.acknowledged = 0
+        self.packets = 0
+        self.failures = 0
+
+
+async def device(
+    number: int, port: int, deadline_s: float, records_per_packet: int, counts: Counts
+) -> None:
+    imei = f"35100000{number:07d}"
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(encode_imei(imei))
+        if await asyncio.wait_for(reader.readexactly(1), ANSWER_TIMEOUT_S) != b"\x01":
+            raise RuntimeError(f"IMEI {imei} rejected")
+        lat = 48.0 + (number % 100) / 1000
+        while time.monotonic() < deadline_s:
+            now_ms = time.time_ns() // 1_000_000
+            records = [
+                AvlRecord(
+                    ts_ms=now_ms - (records_per_packet - i) * 1000,
+                    priority=0,
+                    lon=11.5 + i / 100_000,
+                    lat=lat,
+                    altitude_m=500,
+                    angle_deg=90,
+                    satellites=9,
+                    speed_kmh=40,
+                    event_io_id=0,
+                    io={239: 1, 240: 1, 66: 13_800, 16: 1_000_000 + i},
+                )
+                for i in range(records_per_packet)
+            ]
+            writer.write(encode_packet(CODEC_8_EXTENDED, records))
+            answer = await asyncio.wait_for(reader.readexactly(4), ANSWER_TIMEOUT_S)
+            counts.acknowledged += int.from_bytes(answer, "big")
+            counts.packets += 1
+        writer.close()
+    except (OSError, TimeoutError, asyncio.IncompleteReadError, RuntimeError) as exc:
+        counts.failures += 1
+        print(f"device {imei} failed: {exc!r}", file=sys.stderr)
+
+
+async def drive(args: argparse.Namespace, port: int) -> tuple[Counts, float]:
+    counts = Counts()
+    started_s = time.monotonic()
+    deadline_s = started_s + args.duration
+    tasks = [
+        asyncio.create_task(device(n, port, deadline_s, args.records_per_packet, counts))
+        for n in range(args.connections)
+    ]
+    while not all(task.done() for task in tasks):
+        await asyncio.wait(tasks, timeout=PROGRESS_INTERVAL_S)
+        elapsed_s = time.monotonic() - started_s
+        print(
+            f"  {elapsed_s:5.0f} s: {counts.acknowledged:,} records acknowledged "
+            f"({counts.acknowledged / elapsed_s:,.0f}/s), {counts.failures} failed connections",
+            flush=True,
+        )
+    return counts, time.monotonic() - started_s
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--connections", type=int, default=1000, help="device connections")
+    parser.add_argument("--duration", type=float, default=60.0, help="seconds of sending")
+    parser.add_argument(
+        "--records-per-packet", type=int, default=10, help="records per AVL packet (1-255)"
+    )
+    args = parser.parse_args()
+
+    # One descriptor per connection on each side, plus the server's files.
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = min(hard, max(soft, 2 * args.connections + 256))
+    resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+
+    data_dir = Path(tempfile.mkdtemp(prefix="fleetpulse-bench-"))
+    http_port, teltonika_port = free_port(), free_port()
+    config = data_dir / "bench.toml"
+    config.write_text(
+        f'[server]\nport = {http_port}\ndata_dir = "{data_dir / "data"}"\nlog_level = "warning"\n'
+        f"[teltonika]\nenabled = true\nport = {teltonika_port}\n"
+    )
+    fleetpulse = Path(sys.executable).with_name("fleetpulse")
+    server = subprocess.Popen(
+        [str(fleetpulse), "run", "--config", str(config)],
+        stdout=subprocess.DEVNULL,
+        preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard)),
+    )
+    api_url = f"http://127.0.0.1:{http_port}"
+    try:
+        deadline_s = time.monotonic() + START_TIMEOUT_S
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", teltonika_port), timeout=1).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline_s or server.poll() is not None:
+                    print("fleetpulse run did not start", file=sys.stderr)
+                    return 1
+                time.sleep(0.2)
+        print(
+            f"driving {args.connections} connections for {args.duration:g} s, "
+            f"{args.records_per_packet} records per packet (server pid {server.pid})"
+        )
+        counts, elapsed_s = asyncio.run(drive(args, teltonika_port))
+
+        settle_deadline_s = time.monotonic() + SETTLE_TIMEOUT_S
+        while (stored := stored_records(api_url)) < counts.acknowledged:
+            if time.monotonic() > settle_deadline_s:
+                break
+            time.sleep(0.5)
+        settled_s = time.monotonic() - settle_deadline_s + SETTLE_TIMEOUT_S
+        print(
+            f"acknowledged: {counts.acknowledged:,} records in {elapsed_s:.1f} s "
+            f"= {counts.acknowledged / elapsed_s:,.0f} records/s ({counts.packets:,} packets)\n"
+            f"stored:       {stored:,} of them {elapsed_s + settled_s:.1f} s after the start "
+            f"= {stored / (elapsed_s + settled_s):,.0f} records/s\n"
+            f"failed connections: {counts.failures}\n"
+            f"server peak RSS (VmHWM): {peak_rss_mib(server.pid):,.0f} MiB"
+        )
+        return 0 if counts.failures == 0 else 1
+    finally:
+        server.send_signal(signal.SIGINT)
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+        shutil.rmtree(data_dir, ignore_errors=True)
+        os.sync()
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,230 @@
+"""The OsmAnd HTTP listener: an ASGI app on its own uvicorn server and port.
+
+Any method and any path are accepted, as Traccar does. The parameters come from the query
+string, or from a form body when the query string is empty; a body with Content-Type
+``application/json`` is the JSON form of newer Traccar Client versions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+from typing import Final
+
+import uvicorn
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
+
+from fleetpulse.config import Settings
+from fleetpulse.errors import FleetpulseError, QueueFullError
+from fleetpulse.ingest.protocols.base import ProtocolListener, register
+from fleetpulse.ingest.protocols.osmand import answers
+from fleetpulse.ingest.protocols.osmand.decoding import (
+    OsmandRequestError,
+    decode_parameters,
+    parse_parameters,
+)
+from fleetpulse.ingest.protocols.osmand.framelog import FrameLog
+from fleetpulse.ingest.protocols.osmand.json_body import decode_json_body
+from fleetpulse.ingest.service import IngestService
+from fleetpulse.model.record import Record, RecordIn
+from fleetpulse.model.timestamps import now_ms
+from fleetpulse.model.validate import Reject, validate_record
+from fleetpulse.model.vocabulary import SOURCE_OSMAND, TOO_LARGE
+
+log = logging.getLogger(__name__)
+
+# One position with its parameters is under 1 KiB; 64 KiB bounds memory per request.
+MAX_BODY_BYTES: Final = 64 * 1024
+# Phones keep the connection between positions; as for the JSON API, 75 s outlasts most
+# mobile NAT timeouts.
+KEEP_ALIVE_S: Final = 75
+_JSON_MEDIA_TYPE: Final = "application/json"
+
+
+@register
+class OsmandListener(ProtocolListener):
+    """Receives one position per HTTP request and responds 200 once it is durable."""
+
+    name = "osmand"
+
+    def __init__(self, settings: Settings, ingest: IngestService) -> None:
+        super().__init__(settings, ingest)
+        self._frames = FrameLog(log, self.settings.osmand.log_frames)
+        self._socket: socket.socket | None = None
+        self._server: uvicorn.Server | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def address(self) -> tuple[str, int]:
+        """Return the bound host and port; the port differs from the setting when it was 0."""
+        if self._socket is None:
+            raise RuntimeError("OsmAnd listener not started")
+        host, port = self._socket.getsockname()[:2]
+        return host, port
+
+    async def start(self) -> None:
+        osmand = self.settings.osmand
+        self._socket = _bind(osmand.host, osmand.port)
+        config = uvicorn.Config(
+            self._app,
+            # A bound method hides its arity, so uvicorn would guess ASGI 2.
+            interface="asgi3",
+            log_config=None,
+            access_log=False,
+            lifespan="off",
+            timeout_keep_alive=KEEP_ALIVE_S,
+        )
+        self._server = uvicorn.Server(config)
+        self._task = asyncio.create_task(
+            self._server.serve(sockets=[self._socket]), name="fleetpulse-osmand"
+        )
+        while not self._server.started:
+            if self._task.done():
+                self._task.result()
+                raise RuntimeError("OsmAnd HTTP server stopped while starting")
+            await asyncio.sleep(0.01)
+        log.info("osmand listener started host=%s port=%d", *self.address)
+
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.should_exit = True
+        if self._task is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        if self._socket is not None:
+            self._socket.close()
+            self._socket = None
+            log.info("osmand listener stopped")
+
+    def describe(self) -> str:
+        host, port = self.address
+        return f"OsmAnd (Traccar Client) HTTP on http://{host}:{port}/"
+
+    async def _app(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return
+        request = Request(scope, receive)
+        response = await self._handle(request)
+        await response(scope, receive, send)
+
+    async def _handle(self, request: Request) -> Response:
+        received_at_ms = now_ms()
+        peer = _peer(request)
+        try:
+            body = await _read_body(request)
+        except ClientDisconnect:
+            log.debug("osmand client disconnected before sending the body peer=%s", peer)
+            return Response(status_code=400)
+        query = request.scope.get("query_string", b"")
+        raw = query if query else body
+        self._frames.frame("in", peer, raw)
+
+        record_in: RecordIn | None = None
+        reject: Reject | None = None
+        if len(body) > MAX_BODY_BYTES:
+            detail = f"the body is more than {MAX_BODY_BYTES} bytes; send one position per request"
+            reject = Reject(0, TOO_LARGE, detail)
+        else:
+            try:
+                record_in = self._decode(request, query, body, received_at_ms)
+            except OsmandRequestError as exc:
+                reject = Reject(0, exc.reason, exc.detail, device_id=exc.device_id)
+        return await self._ingest(record_in, reject, raw, received_at_ms, peer)
+
+    def _decode(self, request: Request, query: bytes, body: bytes, received_at_ms: int) -> RecordIn:
+        content_type = request.headers.get("content-type", "")
+        if not query and content_type.split(";")[0].strip().lower() == _JSON_MEDIA_TYPE:
+            return decode_json_body(body)
+        text = (query if query else body).decode("utf-8", errors="replace")
+        params = parse_parameters(text)
+        return decode_parameters(params, received_at_ms, self.settings.osmand.speed_unit)
+
+    async def _ingest(
+        self,
+        record_in: RecordIn | None,
+        reject: Reject | None,
+        raw: bytes,
+        received_at_ms: int,
+        peer: str,
+    ) -> Response:
+        records: list[Record] = []
+        if record_in is not None:
+            result = validate_record(record_in, received_at_ms, self.settings, source=SOURCE_OSMAND)
+            if isinstance(result, Record):
+                records.append(result)
+            else:
+                reject = result
+        rejects: list[Reject] = []
+        if reject is not None:
+            # The request as received helps more in a dead letter than the RecordIn built from it.
+            reject.raw = raw[: self.settings.ingest.dead_letter_raw_bytes]
+            rejects.append(reject)
+            log.debug(
+                "osmand record rejected peer=%s device=%s reason=%s: %s",
+                peer,
+                reject.device_id,
+                reject.reason,
+                reject.detail,
+            )
+
+        retry_after_s = self.settings.ingest.retry_after_s
+        try:
+            await self.ingest.ingest_records(
+                records, rejects, SOURCE_OSMAND, received_at_ms=received_at_ms
+            )
+        except QueueFullError:
+            return answers.queue_full(retry_after_s)
+        except FleetpulseError as exc:
+            if not exc.retriable:
+                log.exception("osmand ingest failed peer=%s", peer)
+                return answers.internal_error()
+            log.error("osmand ingest failed, responding with 503 peer=%s: %s", peer, exc)
+            return answers.unavailable(exc, retry_after_s)
+        except Exception:
+            log.exception("osmand ingest failed with an unexpected error peer=%s", peer)
+            return answers.internal_error()
+
+        if reject is not None:
+            status = answers.STATUS_TOO_LARGE if reject.reason == TOO_LARGE else 400
+            return answers.rejected(reject.reason, reject.detail, status)
+        return answers.accepted()
+
+
+async def _read_body(request: Request) -> bytes:
+    """Read at most MAX_BODY_BYTES plus one chunk, so a longer body is detected, not stored."""
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        chunks.append(chunk)
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            break
+    return b"".join(chunks)
+
+
+def _peer(request: Request) -> str:
+    client = request.client
+    return f"{client.host}:{client.port}" if client else "unknown"
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise OSError(
+            exc.errno,
+            f"cannot listen on {host}:{port} for OsmAnd: {exc.strerror}; set [osmand] port "
+            "to a free port or stop the process using it",
+        ) from exc
+    sock.listen(1024)
+    sock.setblocking(False)
+    return sock
