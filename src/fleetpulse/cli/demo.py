@@ -15,7 +15,11 @@ from typing import Any
 import msgspec
 
 from fleetpulse import __version__, metrics
-from fleetpulse.cli.server_options import add_server_options, settings_from_args
+from fleetpulse.cli.server_options import (
+    add_server_options,
+    run_event_loop,
+    settings_from_args,
+)
 from fleetpulse.config import Settings
 from fleetpulse.errors import FleetpulseError
 from fleetpulse.model.vocabulary import IDLE, MOVING, OFFLINE, PARKED
@@ -80,7 +84,7 @@ def main(args: argparse.Namespace) -> int:
     # The summary lines are the demo's output; routine log lines would bury them.
     configure_logging(args.log_level or "warning")
     try:
-        asyncio.run(_demo(settings, args))
+        run_event_loop(_demo(settings, args))
     except KeyboardInterrupt:
         pass
     except (FleetpulseError, OSError) as exc:

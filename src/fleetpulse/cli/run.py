@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
 import sys
 from typing import Any
 
 from fleetpulse import __version__
-from fleetpulse.cli.server_options import add_server_options, settings_from_args
+from fleetpulse.cli.server_options import (
+    add_server_options,
+    run_event_loop,
+    settings_from_args,
+)
 from fleetpulse.errors import FleetpulseError
 
 log = logging.getLogger(__name__)
@@ -38,7 +41,7 @@ def main(args: argparse.Namespace) -> int:
         return 2
     configure_logging(settings.server.log_level)
     try:
-        asyncio.run(_serve(settings))
+        run_event_loop(_serve(settings))
     except KeyboardInterrupt:
         pass
     except (FleetpulseError, OSError) as exc:
