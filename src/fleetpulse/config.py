@@ -191,6 +191,25 @@ class MqttSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     log_frames: bool = False
 
 
+class WebSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """The web dashboard served at ``/``."""
+
+    # Empty draws the map without background tiles, so the dashboard needs no internet.
+    tile_url: str = ""
+    tile_attribution: str = ""
+
+
+class LiveSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """The live stream ``GET /v1/live``: position coalescing and per-client bounds."""
+
+    # One frame per second per client keeps a map smooth without sending every record.
+    interval_s: float = 1.0
+    # Events a client may have waiting before it is disconnected with close code 1013.
+    max_buffered_events: int = 10_000
+    # Each client costs a sender task and its buffers, so their number is bounded.
+    max_clients: int = 100
+
+
 class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """All settings of a fleetpulse process."""
 
@@ -203,6 +222,8 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     teltonika: TeltonikaSettings = TeltonikaSettings()
     osmand: OsmandSettings = OsmandSettings()
     mqtt: MqttSettings = MqttSettings()
+    web: WebSettings = WebSettings()
+    live: LiveSettings = LiveSettings()
     vehicles: dict[str, VehicleSettings] = {}
     geofences: list[Geofence] = []
 
@@ -224,6 +245,8 @@ SECTIONS = (
     "teltonika",
     "osmand",
     "mqtt",
+    "web",
+    "live",
 )
 
 

@@ -18,9 +18,11 @@ import uvicorn
 from fleetpulse.api.app import create_app
 from fleetpulse.api.context import ApiContext
 from fleetpulse.config import Settings
+from fleetpulse.datadir import DataDirLock
 from fleetpulse.ingest.http import telemetry_routes
 from fleetpulse.ingest.protocols.base import ProtocolListener, enabled_listeners
 from fleetpulse.ingest.service import IngestService
+from fleetpulse.live.hub import LiveHub
 from fleetpulse.process.engine import Processor
 from fleetpulse.queue.base import Queue, open_queue
 from fleetpulse.store.base import Store, open_store
@@ -41,7 +43,8 @@ class EmbeddedServer:
         self.queue: Queue = open_queue(settings)
         self.store: Store = open_store(settings)
         self.ingest = IngestService(settings, self.queue, self.store)
-        self.processor = Processor(settings, self.queue, self.store)
+        self.live = LiveHub(settings.live, self.store)
+        self.processor = Processor(settings, self.queue, self.store, on_write=self.live.publish)
         self.listeners: list[ProtocolListener] = enabled_listeners(settings, self.ingest)
         self.context = ApiContext(
             settings=settings,
@@ -49,12 +52,15 @@ class EmbeddedServer:
             queue=self.queue,
             health_problems=self._health_problems,
         )
-        self.app = create_app(self.context, extra_routes=list(telemetry_routes(self.ingest)))
+        self.app = create_app(
+            self.context, extra_routes=list(telemetry_routes(self.ingest)), live_hub=self.live
+        )
         self._uvicorn: uvicorn.Server | None = None
         self._serve_task: asyncio.Task[None] | None = None
         self._retention_task: asyncio.Task[None] | None = None
         self._socket: socket.socket | None = None
         self.started_at_s = 0.0
+        self._lock = DataDirLock(settings.server.data_dir)
 
     @property
     def url(self) -> str:
@@ -69,6 +75,7 @@ class EmbeddedServer:
         """Open the backends, start processing and begin serving HTTP."""
         server = self.settings.server
         Path(server.data_dir).mkdir(parents=True, exist_ok=True)
+        self._lock.acquire()
         if server.host not in LOOPBACK_HOSTS:
             # TODO: refuse to bind beyond loopback until authentication exists.
             log.warning(
@@ -78,6 +85,9 @@ class EmbeddedServer:
             )
         await self.store.start()
         await self.queue.start()
+        # Before the processor, so that the hub has read the newest event id before any
+        # batch is published to it.
+        await self.live.start()
         await self.processor.start()
         self._socket = _bind(server.host, server.port)
         config = uvicorn.Config(
@@ -114,6 +124,8 @@ class EmbeddedServer:
         """Stop the listeners first so nothing new is acknowledged, then the rest."""
         for listener in self.listeners:
             await listener.close()
+        # Live clients get a 1001 close frame before uvicorn drops their connections.
+        await self.live.close()
         if self._uvicorn is not None:
             self._uvicorn.should_exit = True
         if self._serve_task is not None:
@@ -128,6 +140,7 @@ class EmbeddedServer:
         await self.store.close()
         if self._socket is not None:
             self._socket.close()
+        self._lock.release()
         log.info("server stopped")
 
     def _health_problems(self) -> list[str]:
@@ -157,6 +170,9 @@ def _bind(host: str, port: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    # Accepted connections inherit TCP_NODELAY on Linux. Without it, a response written
+    # as headers then body waits for the client's delayed ACK: about 40 ms per request.
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     try:
         sock.bind((host, port))
     except OSError as exc:

@@ -217,3 +217,17 @@ async def test_fleet_alert_total_covers_every_vehicle(pipeline: Pipeline) -> Non
     summary = (await pipeline.client.get("/v1/fleet/summary")).json()
     assert len(summary["top_alert_vehicles"]) == 10
     assert summary["alerts_last_hour"] >= 12
+
+
+async def test_huge_numbers_in_query_are_400(pipeline: Pipeline) -> None:
+    huge = "9" * 30
+    for path, params in [
+        (f"/v1/vehicles/{DEVICE}/positions", {"from": "-" + huge}),
+        (f"/v1/vehicles/{DEVICE}/positions", {"to": huge}),
+        ("/v1/events", {"after_id": huge}),
+        ("/v1/dead-letters", {"after_id": huge}),
+        ("/v1/events", {"limit": "\uff11"}),
+    ]:
+        answer = await pipeline.client.get(path, params=params)
+        assert answer.status_code == 400, (path, params, answer.text)
+        assert answer.json()["error"]["code"] == "invalid_parameter"

@@ -557,3 +557,12 @@ def test_random_bytes_reject_or_raise(body: bytes) -> None:
         return
     for reject in batch.rejects:
         assert reject.reason in REJECT_REASONS
+
+
+@pytest.mark.parametrize("content_type", ["application/json", "application/x-ndjson"])
+def test_deeply_nested_body_is_invalid_json(content_type: str) -> None:
+    nested = b'{"device_id":"a","ts":1,"lat":1,"lon":1,"attributes":{"x":' + b"[" * 100_000
+    nested += b"]" * 100_000 + b"}}"
+    with pytest.raises(BodyError) as caught:
+        decode_body(nested, content_type, 1_700_000_000_000, Settings())
+    assert caught.value.reason == "invalid_json"

@@ -266,3 +266,14 @@ def test_motion_moving() -> None:
     settings = make_settings()
     result = samples(drive_east(0, 10, speed_kmh=50.0), settings)
     assert result[-1].enriched.motion == MOVING
+
+
+def test_motion_close_fixes_give_no_speed() -> None:
+    """44 m of noise between fixes 20 ms apart is not 8,000 km/h."""
+    settings = make_settings()
+    first = record(0.0)
+    lat, lon = moved(first.lat, first.lon, 0.0, 44.0)
+    second = record(0.02, lat, lon)
+    last = samples([first, second], settings)[-1]
+    assert last.enriched.speed_kmh is None
+    assert "gps_jump" not in last.enriched.flags

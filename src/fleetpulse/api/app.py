@@ -10,18 +10,31 @@ from fleetpulse.api.context import ApiContext
 from fleetpulse.api.errors import ApiError, handle_api_error, handle_http_exception
 from fleetpulse.api.events import event_routes
 from fleetpulse.api.fleet import fleet_routes
+from fleetpulse.api.live import live_routes
 from fleetpulse.api.system import system_routes
 from fleetpulse.api.vehicles import vehicle_routes
+from fleetpulse.live.hub import LiveHub
+from fleetpulse.web.routes import web_routes
 
 
-def create_app(ctx: ApiContext, extra_routes: list[BaseRoute] | None = None) -> Starlette:
-    """Build the app serving the query API, plus ``extra_routes`` such as ingestion."""
+def create_app(
+    ctx: ApiContext,
+    extra_routes: list[BaseRoute] | None = None,
+    live_hub: LiveHub | None = None,
+) -> Starlette:
+    """Build the app serving the query API, plus ``extra_routes`` such as ingestion.
+
+    ``live_hub`` serves the WebSocket stream ``/v1/live``. Without it the route rejects
+    every client, because only a process that runs the processor has live data.
+    """
     routes: list[BaseRoute] = [
         *(extra_routes or []),
         *vehicle_routes(ctx),
         *event_routes(ctx),
         *fleet_routes(ctx),
         *system_routes(ctx),
+        *live_routes(live_hub),
+        *web_routes(ctx),
     ]
     return Starlette(
         routes=routes,

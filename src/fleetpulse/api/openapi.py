@@ -15,6 +15,7 @@ from fleetpulse.model.event import Trip
 from fleetpulse.model.record import RecordIn
 from fleetpulse.model.vehicle import VehicleView
 from fleetpulse.model.vocabulary import EVENT_TYPES, REJECT_REASONS
+from fleetpulse.web.openapi import web_paths
 
 _REF = "#/components/schemas/"
 
@@ -292,6 +293,46 @@ def _paths() -> dict[str, Any]:
                 },
             }
         },
+        "/v1/live": {
+            "get": {
+                "summary": "WebSocket stream of vehicle views and events",
+                "description": "Upgrade to a WebSocket; every frame is JSON text. The server "
+                "sends hello first, then vehicles frames (the newest view of each changed "
+                "vehicle, at most one frame per interval_s), events frames (every matching "
+                "event in id order; an event may come again with updated details), lagging "
+                "frames after skipped vehicle frames, and an error frame before it closes "
+                "with 1008 (invalid parameter or message), 1013 (too many clients, or a "
+                "client too slow for its events: resume with after_event_id) or 1001 "
+                "(shutdown). The client may send "
+                '{"type": "subscribe", "device_id": [...], "bbox": [...], "types": [...]} '
+                "to replace its filters. OpenAPI cannot describe the frames; docs/api.md "
+                "does.",
+                "parameters": [
+                    _query(
+                        "device_id", "Comma-separated device ids to follow.", {"type": "string"}
+                    ),
+                    _query(
+                        "bbox",
+                        "min_lon,min_lat,max_lon,max_lat in degrees: only vehicles inside.",
+                        {"type": "string"},
+                    ),
+                    _query("types", "Comma-separated event types to follow.", {"type": "string"}),
+                    _query(
+                        "interval_s",
+                        "Seconds between vehicle frames (default [live] interval_s).",
+                        {"type": "number", "minimum": 0.1, "maximum": 60},
+                    ),
+                    _query(
+                        "after_event_id",
+                        "Resume: first the stored events with a larger id, then live ones.",
+                        {"type": "integer", "minimum": 0},
+                    ),
+                ],
+                "responses": {
+                    "101": {"description": "Switching to the WebSocket protocol"},
+                },
+            }
+        },
         "/healthz": {
             "get": {
                 "summary": "Health of every stage",
@@ -336,6 +377,6 @@ def openapi_document() -> dict[str, Any]:
             "description": "Real-time vehicle telemetry: ingest records, query vehicles, "
             "positions, trips, events and fleet figures.",
         },
-        "paths": _paths(),
+        "paths": {**_paths(), **web_paths()},
         "components": {"schemas": _components()},
     }

@@ -9,6 +9,8 @@ from starlette.requests import Request
 from fleetpulse.api.errors import ApiError
 
 DAY_MS = 86_400_000
+# Store backends keep times and ids as signed 64-bit integers.
+INT64_MAX = 2**63 - 1
 
 
 def parse_time_ms(request: Request, name: str, default: int) -> int:
@@ -16,8 +18,15 @@ def parse_time_ms(request: Request, name: str, default: int) -> int:
     raw = request.query_params.get(name)
     if raw is None or raw == "":
         return default
-    if raw.lstrip("-").isdigit():
-        return int(raw)
+    if raw.isascii() and raw.lstrip("-").isdigit():
+        value = int(raw)
+        if not -INT64_MAX <= value <= INT64_MAX:
+            raise ApiError(
+                400,
+                "invalid_parameter",
+                f"{name}={raw} is out of range; epoch milliseconds fit in 64 bits",
+            )
+        return value
     try:
         parsed = datetime.fromisoformat(raw.replace(" ", "+") if "T" in raw else raw)
     except ValueError:
@@ -37,7 +46,7 @@ def parse_limit(request: Request, default: int, maximum: int) -> int:
     raw = request.query_params.get("limit")
     if raw is None or raw == "":
         return default
-    if not raw.isdigit() or not 1 <= int(raw) <= maximum:
+    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= maximum:
         raise ApiError(
             400, "invalid_parameter", f"limit={raw!r} must be a whole number from 1 to {maximum}"
         )
@@ -49,8 +58,10 @@ def parse_int(request: Request, name: str, default: int) -> int:
     raw = request.query_params.get(name)
     if raw is None or raw == "":
         return default
-    if not raw.isdigit():
-        raise ApiError(400, "invalid_parameter", f"{name}={raw!r} must be a whole number >= 0")
+    if not (raw.isascii() and raw.isdigit()) or int(raw) > INT64_MAX:
+        raise ApiError(
+            400, "invalid_parameter", f"{name}={raw!r} must be a whole number from 0 to {INT64_MAX}"
+        )
     return int(raw)
 
 

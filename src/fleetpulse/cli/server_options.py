@@ -23,7 +23,7 @@ def add_server_options(parser: argparse.ArgumentParser, default_port: int | None
     parser.add_argument("--host", help="address to listen on (default 127.0.0.1)")
     parser.add_argument(
         "--port",
-        type=int,
+        type=port_number,
         default=default_port,
         help="TCP port to listen on; 0 picks a free one (default 8080)",
     )
@@ -32,6 +32,13 @@ def add_server_options(parser: argparse.ArgumentParser, default_port: int | None
         choices=["debug", "info", "warning", "error"],
         help="log verbosity on stderr (default info)",
     )
+
+
+def port_number(text: str) -> int:
+    """Parse a TCP port for argparse: a whole number from 0 to 65535."""
+    if not text.isascii() or not text.isdigit() or int(text) > 65_535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a TCP port; use 0 to 65535")
+    return int(text)
 
 
 def settings_from_args(args: argparse.Namespace) -> Settings:

@@ -134,9 +134,18 @@ def decode_body(
             "(ingest.max_body_bytes), so split the batch",
         )
 
-    if body_kind == "ndjson":
-        return _decode_ndjson(body, received_at_ms, settings, source)
-    return _decode_json(body, received_at_ms, settings, source)
+    try:
+        if body_kind == "ndjson":
+            return _decode_ndjson(body, received_at_ms, settings, source)
+        return _decode_json(body, received_at_ms, settings, source)
+    except RecursionError as exc:
+        # msgspec recurses once per nesting level; a body nested thousands of levels deep
+        # exhausts the stack. No record nests like that, so the whole body is rejected.
+        raise BodyError(
+            INVALID_JSON,
+            "the body nests arrays or objects thousands of levels deep; a record is a flat "
+            "object whose attributes nest at most ingest.max_attributes_depth levels",
+        ) from exc
 
 
 # --- application/json ------------------------------------------------------------------------

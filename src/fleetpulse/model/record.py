@@ -10,8 +10,13 @@ from typing import Annotated, Any
 
 import msgspec
 
-# A device id is 1-64 printable characters: no C0 control characters and no DEL.
-DEVICE_ID_PATTERN = r"^[^\x00-\x1f\x7f]+$"
+# A device id is 1-64 printable characters and not only spaces. Excluded: C0 and C1
+# control characters, DEL, and the invisible Unicode format characters (zero-width
+# spaces and joiners, bidirectional overrides, line and paragraph separators, the BOM),
+# which would make two ids look alike on screen.
+DEVICE_ID_PATTERN = (
+    r"^(?!\s*$)[^\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]+$"
+)
 DEVICE_ID_MAX_LENGTH = 64
 
 DeviceId = Annotated[

@@ -53,10 +53,19 @@ class Processor:
     the store.
     """
 
-    def __init__(self, settings: Settings, queue: Queue, store: Store) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        queue: Queue,
+        store: Store,
+        on_write: Callable[[ProcessedBatch], None] | None = None,
+    ) -> None:
         self._settings = settings
         self._queue = queue
         self._store = store
+        # Called with each batch once the store has written it, such as the live hub's
+        # publish. It runs on the event loop and must return without blocking.
+        self._on_write = on_write
         self._chain = build_chain(settings)
         # NOTE: states are never evicted, so memory grows with the number of vehicles seen.
         self._states: dict[str, VehicleState] = {}
@@ -194,6 +203,12 @@ class Processor:
         started = time.perf_counter()
         await self._retry(lambda: self._store.write(batch), "store write", offsets)
         metrics.STAGE_SECONDS.labels("store").observe(time.perf_counter() - started)
+        if self._on_write is not None:
+            try:
+                self._on_write(batch)
+            except Exception:
+                # The batch is stored, so processing goes on; only live clients miss it.
+                log.exception("after-write callback failed: offsets=%s", offsets)
 
     async def _sweep(self) -> None:
         batch = await asyncio.to_thread(sweep_offline, self._states, self._settings, _now_ms())

@@ -116,6 +116,12 @@ def _with_fix(
             return _after_jump(state, sample, ignition, thresholds)
 
     speed_kmh = reported_kmh if reported_kmh is not None else implied_kmh
+    if reported_kmh is None and implied_kmh is not None:
+        # Two fixes milliseconds apart turn metres of GPS noise into thousands of km/h.
+        # A hop too short to be a jump but implying an impossible speed says nothing
+        # about the vehicle's speed.
+        if implied_kmh > thresholds.gps_jump_speed_kmh:
+            speed_kmh = None
     enriched.speed_kmh = speed_kmh
     sample.fix = True
     moving = _is_moving(state, sample, speed_kmh, ignition, settings)
