@@ -106,6 +106,7 @@ async def _demo(settings: Settings, args: argparse.Namespace) -> None:
     url = server.url
     print(
         f"fleetpulse {__version__} demo: {args.vehicles} simulated vehicles at {args.rate} Hz\n"
+        f"  dashboard: {url}/\n"
         f"  API:      {url}/v1/fleet/summary   {url}/v1/vehicles   {url}/v1/events\n"
         f"  docs:     {url}/openapi.json   metrics: {url}/metrics\n"
         f"  data in {settings.server.data_dir}; stop with Ctrl-C\n",

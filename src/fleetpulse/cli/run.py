@@ -57,6 +57,7 @@ async def _serve(settings: Any) -> None:
     await server.start()
     print(
         f"fleetpulse {__version__} listening on {server.url}\n"
+        f"  web:     GET  {server.url}/  (dashboard)\n"
         f"  ingest:  POST {server.url}/v1/telemetry\n"
         f"  query:   GET  {server.url}/v1/vehicles, /v1/events, /v1/fleet/summary\n"
         f"  docs:    GET  {server.url}/openapi.json   metrics: {server.url}/metrics\n"
