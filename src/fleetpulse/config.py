@@ -24,7 +24,7 @@ ENV_PREFIX = "FLEETPULSE_"
 
 
 class ServerSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    """Where ``fleetpulse run`` listens and keeps its data."""
+    """Listen address, data folder and log level of ``fleetpulse run``."""
 
     host: str = "127.0.0.1"
     port: int = 8080
@@ -35,7 +35,7 @@ class ServerSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 class IngestSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """Limits and clock checks applied to every incoming record."""
 
-    # 16 MiB holds a batch of 10,000 records with room for attributes.
+    # 16 MiB fits a batch of 10,000 records with room for attributes.
     max_body_bytes: int = 16 * 1024 * 1024
     max_batch_records: int = 10_000
     # Device clocks drift; five minutes absorbs drift without accepting a wrong date.
@@ -46,7 +46,7 @@ class IngestSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     max_attributes_depth: int = 4
     # How much of a rejected record the dead-letter store keeps.
     dead_letter_raw_bytes: int = 2048
-    # Seconds a client is told to wait in Retry-After when the queue is full.
+    # Seconds sent in Retry-After when the queue is full: how long a client should wait.
     retry_after_s: int = 1
 
 
@@ -104,6 +104,9 @@ class DetectorSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     low_battery_recover_v: float = 12.2
     trip_end_stop_s: float = 300.0
     trip_min_distance_m: float = 200.0
+    # Fleet-wide service intervals; 0 turns one off. [vehicles."ID"] may override both.
+    service_every_km: float = 0.0
+    service_every_engine_h: float = 0.0
     # Detectors left out of the processing chain, by name (see process/chain.py).
     disabled: list[str] = []
 
@@ -113,6 +116,8 @@ class VehicleSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
     overspeed_limit_kmh: float | None = None
     name: str | None = None
+    service_every_km: float | None = None
+    service_every_engine_h: float | None = None
 
 
 class Geofence(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -210,6 +215,52 @@ class LiveSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     max_clients: int = 100
 
 
+class NotifyRule(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """One ``[[notify.rules]]`` entry: which events to send, and to which webhook or inboxes.
+
+    Empty filter lists match everything. ``active_from`` and ``active_to`` are "HH:MM" in
+    ``timezone``; both empty means all day, and a window may wrap past midnight.
+    """
+
+    id: str
+    event_types: list[str] = []
+    min_severity: Literal["info", "warning", "critical"] = "info"
+    vehicles: list[str] = []
+    geofences: list[str] = []
+    active_from: str = ""
+    active_to: str = ""
+    timezone: str = "UTC"
+    webhook_url: str = ""
+    # Key of the X-Fleetpulse-Signature HMAC; empty sends no signature.
+    webhook_secret: str = ""
+    email_to: list[str] = []
+    # At most one notification per vehicle and rule in this many seconds.
+    throttle_s: float = 300.0
+
+
+class NotifySettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Delivery of events to webhooks and e-mail, described in ``docs/notifications.md``."""
+
+    # Events waiting for delivery; more are dropped and counted, so processing never waits.
+    queue_capacity: int = 10_000
+    # Deliveries in flight at once, so one slow receiver cannot hold up every other one.
+    max_concurrent: int = 16
+    # Attempts per delivery before it is dead-lettered.
+    max_attempts: int = 5
+    retry_initial_s: float = 1.0
+    retry_max_s: float = 60.0
+    timeout_s: float = 10.0
+    # Dead-lettered deliveries kept in memory for GET /v1/notify/dead-letters.
+    max_dead_letters: int = 1000
+    smtp_host: str = ""
+    smtp_port: int = 25
+    smtp_from: str = ""
+    smtp_starttls: bool = False
+    smtp_username: str = ""
+    smtp_password: str = ""
+    rules: list[NotifyRule] = []
+
+
 class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """All settings of a fleetpulse process."""
 
@@ -224,6 +275,7 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     mqtt: MqttSettings = MqttSettings()
     web: WebSettings = WebSettings()
     live: LiveSettings = LiveSettings()
+    notify: NotifySettings = NotifySettings()
     vehicles: dict[str, VehicleSettings] = {}
     geofences: list[Geofence] = []
 
@@ -247,6 +299,7 @@ SECTIONS = (
     "mqtt",
     "web",
     "live",
+    "notify",
 )
 
 

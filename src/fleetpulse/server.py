@@ -11,6 +11,7 @@ import contextlib
 import logging
 import socket
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import uvicorn
@@ -23,9 +24,11 @@ from fleetpulse.ingest.http import telemetry_routes
 from fleetpulse.ingest.protocols.base import ProtocolListener, enabled_listeners
 from fleetpulse.ingest.service import IngestService
 from fleetpulse.live.hub import LiveHub
+from fleetpulse.notify.notifier import Notifier
+from fleetpulse.notify.rulebook import RuleBook
 from fleetpulse.process.engine import Processor
 from fleetpulse.queue.base import Queue, open_queue
-from fleetpulse.store.base import Store, open_store
+from fleetpulse.store.base import ProcessedBatch, Store, open_store
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +47,15 @@ class EmbeddedServer:
         self.store: Store = open_store(settings)
         self.ingest = IngestService(settings, self.queue, self.store)
         self.live = LiveHub(settings.live, self.store)
-        self.processor = Processor(settings, self.queue, self.store, on_write=self.live.publish)
+        notify = settings.notify
+        rulebook = RuleBook(notify.rules, settings.server.data_dir, bool(notify.smtp_host))
+        self.notifier = Notifier(notify, rulebook)
+        self.processor = Processor(
+            settings,
+            self.queue,
+            self.store,
+            on_write=_fan_out(self.live.publish, self.notifier.submit),
+        )
         self.listeners: list[ProtocolListener] = enabled_listeners(settings, self.ingest)
         self.context = ApiContext(
             settings=settings,
@@ -53,7 +64,10 @@ class EmbeddedServer:
             health_problems=self._health_problems,
         )
         self.app = create_app(
-            self.context, extra_routes=list(telemetry_routes(self.ingest)), live_hub=self.live
+            self.context,
+            extra_routes=list(telemetry_routes(self.ingest)),
+            live_hub=self.live,
+            notifier=self.notifier,
         )
         self._uvicorn: uvicorn.Server | None = None
         self._serve_task: asyncio.Task[None] | None = None
@@ -76,6 +90,7 @@ class EmbeddedServer:
         server = self.settings.server
         Path(server.data_dir).mkdir(parents=True, exist_ok=True)
         self._lock.acquire()
+
         if server.host not in LOOPBACK_HOSTS:
             # TODO: refuse to bind beyond loopback until authentication exists.
             log.warning(
@@ -83,12 +98,25 @@ class EmbeddedServer:
                 "can send and read telemetry",
                 server.host,
             )
+
         await self.store.start()
         await self.queue.start()
         # Before the processor, so that the hub has read the newest event id before any
         # batch is published to it.
         await self.live.start()
+        await self.notifier.start()
         await self.processor.start()
+
+        await self._start_http()
+        for listener in self.listeners:
+            await listener.start()
+            log.info("protocol listener started: %s", listener.describe())
+        self._retention_task = asyncio.create_task(self._retention_loop(), name="retention")
+        self.started_at_s = time.monotonic()
+        log.info("server started url=%s data_dir=%s", self.url, server.data_dir)
+
+    async def _start_http(self) -> None:
+        server = self.settings.server
         self._socket = _bind(server.host, server.port)
         config = uvicorn.Config(
             self.app,
@@ -108,12 +136,6 @@ class EmbeddedServer:
                 self._serve_task.result()
                 raise RuntimeError("HTTP server stopped while starting")
             await asyncio.sleep(0.01)
-        for listener in self.listeners:
-            await listener.start()
-            log.info("protocol listener started: %s", listener.describe())
-        self._retention_task = asyncio.create_task(self._retention_loop(), name="retention")
-        self.started_at_s = time.monotonic()
-        log.info("server started url=%s data_dir=%s", self.url, server.data_dir)
 
     async def wait(self) -> None:
         """Wait until the HTTP server stops (Ctrl-C or SIGTERM, which uvicorn handles)."""
@@ -136,6 +158,7 @@ class EmbeddedServer:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._retention_task
         await self.processor.close()
+        await self.notifier.close()
         await self.queue.close()
         await self.store.close()
         if self._socket is not None:
@@ -164,6 +187,23 @@ class EmbeddedServer:
                 if deleted:
                     log.info("retention purge deleted=%d cutoff_ms=%d", deleted, cutoff_ms)
             await asyncio.sleep(RETENTION_INTERVAL_S)
+
+
+def _fan_out(*callbacks: Callable[[ProcessedBatch], None]) -> Callable[[ProcessedBatch], None]:
+    """Combine after-write callbacks, so that one that raises does not skip the others."""
+
+    def call_each(batch: ProcessedBatch) -> None:
+        for callback in callbacks:
+            try:
+                callback(batch)
+            except Exception:
+                log.exception(
+                    "after-write callback failed: callback=%s events=%s",
+                    getattr(callback, "__qualname__", callback),
+                    len(batch.events),
+                )
+
+    return call_each
 
 
 def _bind(host: str, port: int) -> socket.socket:

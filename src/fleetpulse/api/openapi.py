@@ -11,10 +11,12 @@ from typing import Any
 import msgspec
 
 from fleetpulse import __version__
+from fleetpulse.config import NotifyRule
 from fleetpulse.model.event import Trip
 from fleetpulse.model.record import RecordIn
 from fleetpulse.model.vehicle import VehicleView
 from fleetpulse.model.vocabulary import EVENT_TYPES, REJECT_REASONS
+from fleetpulse.notify.notifier import CHANNEL_EMAIL, CHANNEL_WEBHOOK
 from fleetpulse.web.openapi import web_paths
 
 _REF = "#/components/schemas/"
@@ -275,6 +277,8 @@ def _paths() -> dict[str, Any]:
                 "responses": {"200": _answer("Summary", _ref("FleetSummary"))},
             }
         },
+        **_report_paths(),
+        **_notify_paths(),
         "/v1/dead-letters": {
             "get": {
                 "summary": "Rejected records and requests: newest first, "
@@ -361,6 +365,144 @@ def _paths() -> dict[str, Any]:
                         "description": "OpenAPI 3.1",
                         "content": _json_content({"type": "object"}),
                     }
+                },
+            }
+        },
+    }
+
+
+_REPORT_PARAMS = [
+    {
+        "name": "from",
+        "in": "query",
+        "required": True,
+        "description": "First day of the report, YYYY-MM-DD, in the zone tz.",
+        "schema": {"type": "string", "format": "date"},
+    },
+    _query(
+        "to",
+        "Last day of the report (included), YYYY-MM-DD. Default: the day from. "
+        "At most 366 days in all.",
+        {"type": "string", "format": "date"},
+    ),
+    _query(
+        "tz",
+        "IANA time zone of the day boundaries (default UTC). Each day must start on a "
+        "whole UTC hour.",
+        {"type": "string"},
+    ),
+    _query(
+        "format",
+        "json (default), csv or parquet. CSV and Parquet hold one table with a total row.",
+        {"type": "string", "enum": ["json", "csv", "parquet"]},
+    ),
+]
+
+
+def _report_answer(description: str) -> dict[str, Any]:
+    return {
+        "description": description + "; fields are described in docs/reports.md",
+        "content": {
+            "application/json": {"schema": {"type": "object"}},
+            "text/csv": {"schema": {"type": "string"}},
+            "application/vnd.apache.parquet": {"schema": {"type": "string", "format": "binary"}},
+        },
+    }
+
+
+def _report_paths() -> dict[str, Any]:
+    return {
+        "/v1/reports/vehicles/{device_id}": {
+            "get": {
+                "summary": "A vehicle's driving figures per day and over a range of days",
+                "parameters": [_DEVICE_PATH, *_REPORT_PARAMS],
+                "responses": {
+                    "200": _report_answer("The vehicle report"),
+                    "400": _ERROR,
+                    "404": _ERROR,
+                },
+            }
+        },
+        "/v1/reports/fleet": {
+            "get": {
+                "summary": "Every vehicle's driving figures over a range of days, with totals",
+                "parameters": _REPORT_PARAMS,
+                "responses": {"200": _report_answer("The fleet report"), "400": _ERROR},
+            }
+        },
+    }
+
+
+def _notify_rule_schemas() -> tuple[dict[str, Any], dict[str, Any]]:
+    """Return the schema of a rule as posted, and as listed (secret replaced by a flag)."""
+    posted: dict[str, Any] = msgspec.json.schema(NotifyRule)["$defs"]["NotifyRule"]
+    listed = {**posted, "properties": dict(posted["properties"])}
+    del listed["properties"]["webhook_secret"]
+    listed["properties"]["webhook_secret_set"] = {"type": "boolean"}
+    listed["properties"]["source"] = {"type": "string", "enum": ["config", "api"]}
+    return posted, listed
+
+
+def _notify_paths() -> dict[str, Any]:
+    posted, listed = _notify_rule_schemas()
+    rule_id = {"name": "rule_id", "in": "path", "required": True, "schema": {"type": "string"}}
+    dead_letter = {
+        "type": "object",
+        "properties": {
+            "failed_at_ms": {"type": "integer"},
+            "failed_at": {"type": "string"},
+            "rule_id": {"type": "string"},
+            "channel": {"type": "string", "enum": [CHANNEL_WEBHOOK, CHANNEL_EMAIL]},
+            "target": {"type": "string"},
+            "device_id": {"type": "string"},
+            "event_type": {"type": "string"},
+            "event_ts_ms": {"type": "integer"},
+            "attempts": {"type": "integer"},
+            "error": {"type": "string"},
+        },
+    }
+    unavailable = _answer("Notifications do not run in this process", _ref("Error"))
+    return {
+        "/v1/notify/rules": {
+            "get": {
+                "summary": "Notification rules from the config file and the API",
+                "responses": {
+                    "200": _answer("Rules", _list_of("rules", listed)),
+                    "503": unavailable,
+                },
+            },
+            "post": {
+                "summary": "Add a notification rule, kept in the data folder",
+                "requestBody": {"required": True, "content": _json_content(posted)},
+                "responses": {
+                    "201": _answer("The rule as stored", listed),
+                    "400": _ERROR,
+                    "409": _answer("The id is taken", _ref("Error")),
+                    "413": _ERROR,
+                    "503": unavailable,
+                },
+            },
+        },
+        "/v1/notify/rules/{rule_id}": {
+            "delete": {
+                "summary": "Delete a notification rule added through the API",
+                "parameters": [rule_id],
+                "responses": {
+                    "204": {"description": "Deleted"},
+                    "404": _ERROR,
+                    "409": _answer("A rule from the config file", _ref("Error")),
+                    "503": unavailable,
+                },
+            }
+        },
+        "/v1/notify/dead-letters": {
+            "get": {
+                "summary": "Notifications given up after their last attempt, newest first",
+                "parameters": [_limit(100, 10_000)],
+                "responses": {
+                    "200": _answer("Dead letters", _list_of("dead_letters", dead_letter)),
+                    "400": _ERROR,
+                    "503": unavailable,
                 },
             }
         },

@@ -1,4 +1,4 @@
-"""Parsing of query parameters: times, limits and ids, with errors that say the accepted form."""
+"""Parsing of query parameters: times, limits and ids, with errors that name the accepted form."""
 
 from __future__ import annotations
 

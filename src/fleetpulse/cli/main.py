@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 
 from fleetpulse import __version__
-from fleetpulse.cli import demo, replay, run, simulate
+from fleetpulse.cli import demo, evaluate, replay, run, simulate
 
 DESCRIPTION = """\
 fleetpulse: a real-time vehicle telemetry pipeline.
@@ -17,6 +17,7 @@ fleetpulse: a real-time vehicle telemetry pipeline.
   fleetpulse demo       run plus a simulated fleet, with a live summary
   fleetpulse simulate   drive a running server with a simulated fleet
   fleetpulse replay     send recorded drives (GPX, GeoJSON, CSV, JSON) to a server
+  fleetpulse evaluate   score every detector against simulated fleets with known truth
 """
 
 
@@ -33,6 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_parser(subparsers)
     simulate.add_parser(subparsers)
     replay.add_parser(subparsers)
+    evaluate.add_parser(subparsers)
     return parser
 
 

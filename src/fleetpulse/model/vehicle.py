@@ -6,7 +6,7 @@ import msgspec
 
 
 class VehicleView(msgspec.Struct, gc=False):
-    """What fleetpulse currently knows about one vehicle.
+    """The latest state fleetpulse has stored for one vehicle.
 
     ``last_ts_ms`` is the device time of the newest processed record and
     ``last_received_at_ms`` the server time it arrived. Position fields come from the
@@ -34,3 +34,8 @@ class VehicleView(msgspec.Struct, gc=False):
     geofences: list[str] = msgspec.field(default_factory=list)
     offline: bool = False
     trip_distance_m: float | None = None
+    # Service intervals ([detectors] service_every_km, service_every_engine_h): whether a
+    # service is due, and what is left to the next one. None without that interval.
+    maintenance_due: bool = False
+    service_in_km: float | None = None
+    service_in_engine_h: float | None = None

@@ -76,6 +76,7 @@ GPS_JUMP: Final = "gps_jump"
 OFFLINE_EVENT: Final = "offline"
 TRIP_START: Final = "trip_start"
 TRIP_END: Final = "trip_end"
+MAINTENANCE_DUE: Final = "maintenance_due"
 
 EVENT_TYPES: Final = (
     OVERSPEED,
@@ -95,12 +96,16 @@ EVENT_TYPES: Final = (
     OFFLINE_EVENT,
     TRIP_START,
     TRIP_END,
+    MAINTENANCE_DUE,
 )
 
 # Event detail key of the events emitted again when their episode ends (overspeed, harsh
 # braking and acceleration, fuel drop). It is True in the copies emitted while the episode
 # runs and False in the final copy.
 DETAIL_ONGOING: Final = "ongoing"
+
+# Severities in increasing order, for rules that ask for a minimum severity.
+SEVERITY_ORDER: Final = (INFO, SEVERITY_WARNING, CRITICAL)
 
 # Flags set on an enriched record.
 FLAG_NO_FIX: Final = "no_fix"

@@ -26,6 +26,7 @@ from fleetpulse.process.detectors.idling import detect_idling
 from fleetpulse.process.detectors.ignition import detect_ignition
 from fleetpulse.process.detectors.low_battery import detect_low_battery
 from fleetpulse.process.detectors.low_fuel import detect_low_fuel
+from fleetpulse.process.detectors.maintenance import detect_maintenance, has_service_intervals
 from fleetpulse.process.detectors.overheat import detect_overheat
 from fleetpulse.process.detectors.overspeed import detect_overspeed
 from fleetpulse.process.geo import compile_geofences
@@ -114,6 +115,7 @@ def build_chain(settings: Settings) -> Chain:
         Detector("fuel_drop", "fuel_drop", detect_fuel_drop),
         Detector("low_battery", "low_battery", detect_low_battery),
         Detector("trip", "trip", detect_trip),
+        Detector("maintenance", "maintenance", detect_maintenance),
     )
 
     disabled = set(settings.detectors.disabled)
@@ -127,6 +129,8 @@ def build_chain(settings: Settings) -> Chain:
     # With no fences configured the geofence detector could never find anything.
     if not settings.geofences:
         disabled.add("geofence")
+    if not has_service_intervals(settings):
+        disabled.add("maintenance")
     return Chain(steps, tuple(d for d in detectors if d.name not in disabled))
 
 

@@ -16,6 +16,7 @@ from fleetpulse.process.detectors.harsh import HarshState
 from fleetpulse.process.detectors.idling import IdlingState
 from fleetpulse.process.detectors.ignition import IgnitionState
 from fleetpulse.process.detectors.level import LevelState
+from fleetpulse.process.detectors.maintenance import MaintenanceState
 from fleetpulse.process.detectors.offline import OfflineState
 from fleetpulse.process.detectors.overspeed import OverspeedState
 from fleetpulse.process.motion import MotionState
@@ -71,6 +72,7 @@ class VehicleState(msgspec.Struct, gc=False):
     low_battery: LevelState = LevelState()
     trip: TripState = TripState()
     offline: OfflineState = OfflineState()
+    maintenance: MaintenanceState = MaintenanceState()
 
 
 _encoder = msgspec.msgpack.Encoder()

@@ -61,6 +61,7 @@ def build_view(vehicle: VehicleState) -> VehicleView:
     motion = vehicle.motion
     trip = vehicle.trip
     offline = vehicle.offline.offline
+    maintenance = vehicle.maintenance
     return VehicleView(
         device_id=vehicle.device_id,
         last_ts_ms=vehicle.last_ts_ms if vehicle.last_ts_ms is not None else 0,
@@ -83,4 +84,7 @@ def build_view(vehicle: VehicleState) -> VehicleView:
         geofences=list(vehicle.geofence.inside),
         offline=offline,
         trip_distance_m=trip.distance_m if trip.start_ms is not None and trip.started else None,
+        maintenance_due=maintenance.due,
+        service_in_km=maintenance.remaining_km,
+        service_in_engine_h=maintenance.remaining_engine_h,
     )

@@ -19,12 +19,14 @@ from fleetpulse.sim.geo import LocalFrame
 from fleetpulse.sim.observers import RecordObservers
 from fleetpulse.sim.options import SimulationOptions
 from fleetpulse.sim.truth import TruthEntry, TruthLog
-from fleetpulse.sim.vehicle import Vehicle
+from fleetpulse.sim.vehicle import Phase, Vehicle
 from fleetpulse.sim.wire import DeviceRecord
 
 # GPS error: a few metres that wander slowly (first-order autoregressive, per axis).
-GPS_SIGMA_M = 2.0
+# The standard deviation is DeviceFaults.gps_sigma_m, 2 m by default.
 GPS_TAU_S = 10.0
+# The extra wander of a parked receiver (DeviceFaults.parked_drift_m) changes over minutes.
+PARKED_DRIFT_TAU_S = 120.0
 ACCURACY_M = (3.0, 6.0)
 ALTITUDE_BASE_M = 520.0
 ALTITUDE_SIGMA_M = 1.5
@@ -66,12 +68,18 @@ class Device:
         self.detectors = DetectorSettings()
         self.observers = RecordObservers(self.device_id, truth_log, self.detectors)
 
+        faults = options.faults
+        self.faults = faults
         interval_s = options.record_interval_s
         self._interval_s = interval_s
         self._noise_keep = math.exp(-interval_s / GPS_TAU_S)
-        self._noise_step_m = GPS_SIGMA_M * math.sqrt(1.0 - self._noise_keep**2)
-        self._noise_x_m = rng.gauss(0.0, GPS_SIGMA_M)
-        self._noise_y_m = rng.gauss(0.0, GPS_SIGMA_M)
+        self._noise_step_m = faults.gps_sigma_m * math.sqrt(1.0 - self._noise_keep**2)
+        self._noise_x_m = rng.gauss(0.0, faults.gps_sigma_m)
+        self._noise_y_m = rng.gauss(0.0, faults.gps_sigma_m)
+        self._drift_keep = math.exp(-interval_s / PARKED_DRIFT_TAU_S)
+        self._drift_step_m = faults.parked_drift_m * math.sqrt(1.0 - self._drift_keep**2)
+        self._drift_x_m = 0.0
+        self._drift_y_m = 0.0
         self._outage_chance = options.behaviours.outage_per_hour * interval_s / 3600.0
         self._jump_chance = options.behaviours.gps_jump_per_hour * interval_s / 3600.0
         self._ts_zone: timezone | None = None
@@ -83,6 +91,15 @@ class Device:
         self._resend: DeviceRecord | None = None
         self._records = 0
         self.generated = 0
+        # The faults of DeviceFaults draw from their own generator, so switching one on
+        # changes nothing else in the records and the truth.
+        self._fault_rng = random.Random(f"{options.seed}/faults/{self.device_id}")
+        self.clock_offset_ms = 0
+        if faults.clock_skew_max_s > 0:
+            offset_s = self._fault_rng.uniform(-1.0, 1.0) * faults.clock_skew_max_s
+            self.clock_offset_ms = round(offset_s * 1000)
+            values = {"offset_ms": self.clock_offset_ms}
+            self._add_truth(truth.CLOCK_SKEW, 0, 0, None, values)
 
     def emit(self, ts_ms: int) -> list[Any]:
         """Return what the device sends at ``ts_ms``: nothing during an outage, else the
@@ -130,7 +147,10 @@ class Device:
             self._buffer.append(record)
             return []
         # The uplink is back: the buffered records go out in one burst with the new one.
-        return [*self._take_resend(), *self._close_outage(record, complete=True), record]
+        burst = self._close_outage(record, complete=True)
+        if self.faults.bursts_newest_first:
+            return [*self._take_resend(), record, *reversed(burst)]
+        return [*self._take_resend(), *burst, record]
 
     def _close_outage(self, sent_with: DeviceRecord, complete: bool) -> list[DeviceRecord]:
         burst = self._buffer
@@ -149,6 +169,8 @@ class Device:
         self._noise_y_m = self._noise_keep * self._noise_y_m + rng.gauss(0.0, self._noise_step_m)
         x_m = vehicle.x_m + self._noise_x_m
         y_m = vehicle.y_m + self._noise_y_m
+        if self._drift_step_m > 0:
+            x_m, y_m = self._add_parked_drift(x_m, y_m)
         if self._records > 0 and rng.random() < self._jump_chance:
             x_m, y_m = self._jump(ts_ms, x_m, y_m)
         lat, lon = self.frame.to_lat_lon(x_m, y_m)
@@ -164,6 +186,11 @@ class Device:
         coolant_c = round(vehicle.coolant_c + rng.gauss(0.0, COOLANT_SIGMA_C), 1)
         fuel_pct = round(min(100.0, max(0.0, vehicle.fuel_pct + slosh)), 1)
         odometer_m = round(vehicle.odometer_m, 1)
+        sent_odometer_m = odometer_m
+        zero_share = self.faults.odometer_zero_share
+        if zero_share > 0 and self._fault_rng.random() < zero_share:
+            sent_odometer_m = 0.0
+            self._add_truth(truth.ODOMETER_GLITCH, ts_ms, ts_ms, None, {"odometer_m": 0.0})
         record = DeviceRecord(
             device_id=self.device_id,
             ts=self._format_ts(ts_ms),
@@ -178,11 +205,22 @@ class Device:
             coolant_c=coolant_c,
             fuel_pct=fuel_pct,
             battery_v=round(battery_v + rng.gauss(0.0, BATTERY_SIGMA_V), 2),
-            odometer_m=odometer_m,
+            odometer_m=sent_odometer_m,
             dtc=list(vehicle.dtc) if vehicle.dtc else None,
         )
         self.observers.observe(ts_ms, speed_kmh, vehicle.ignition, coolant_c, fuel_pct, odometer_m)
         return record
+
+    def _add_parked_drift(self, x_m: float, y_m: float) -> tuple[float, float]:
+        # The wander builds up from 0 at each park, so parking causes no hop.
+        if self.vehicle.phase is not Phase.PARKED:
+            self._drift_x_m = self._drift_y_m = 0.0
+            return x_m, y_m
+        keep = self._drift_keep
+        draw = self._fault_rng.gauss
+        self._drift_x_m = keep * self._drift_x_m + draw(0.0, self._drift_step_m)
+        self._drift_y_m = keep * self._drift_y_m + draw(0.0, self._drift_step_m)
+        return x_m + self._drift_x_m, y_m + self._drift_y_m
 
     def _jump(self, ts_ms: int, x_m: float, y_m: float) -> tuple[float, float]:
         distance_m = self.rng.uniform(*GPS_JUMP_M)

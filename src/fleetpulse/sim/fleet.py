@@ -78,12 +78,14 @@ class Fleet:
                 vehicle = device.vehicle
                 if tick > 0:
                     vehicle.advance_record_interval()
-                vehicle.on_record(ts_ms)
-                records.extend(device.emit(ts_ms))
+                # Device time: the truth is in the time each device stamps, skew included.
+                device_ts_ms = ts_ms + device.clock_offset_ms
+                vehicle.on_record(device_ts_ms)
+                records.extend(device.emit(device_ts_ms))
             yield sim_s, records
 
         for device in self.devices:
-            device.vehicle.finish(self.last_ts_ms)
+            device.vehicle.finish(self.last_ts_ms + device.clock_offset_ms)
         tail = [record for device in self.devices for record in device.flush()]
         if tail:
             yield sim_s, tail

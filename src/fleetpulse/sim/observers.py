@@ -8,7 +8,9 @@ server compares them:
 - speeding: above ``overspeed_limit_kmh``;
 - overheat: above ``coolant_overheat_c``, until below ``coolant_recover_c``;
 - low fuel: at or below ``low_fuel_pct``, until back at ``low_fuel_recover_pct``;
-- idling: ignition on and stopped for at least ``idle_after_s``.
+- idling: ignition on and stopped for at least ``idle_after_s``;
+- trips: from the first record driving with the ignition on to ignition off, with the
+  odometer distance and the stops driven on from as ``idle_s``.
 """
 
 from __future__ import annotations
@@ -27,6 +29,9 @@ class _Open:
     last_ms: int
     peak: float
     start_odometer_m: float = 0.0
+    # Trips only: when the vehicle last stopped, and the stops it drove on from (s).
+    stopped_ms: int | None = None
+    idle_s: float = 0.0
 
 
 class RecordObservers:
@@ -153,9 +158,15 @@ class RecordObservers:
             if ignition and speed_kmh > 0.0:
                 self._trip = _Open(ts_ms, ts_ms, speed_kmh, start_odometer_m=odometer_m)
             return
+        trip = self._trip
         if speed_kmh > 0.0:
-            self._trip.last_ms = ts_ms
-            self._trip.peak = max(self._trip.peak, speed_kmh)
+            trip.last_ms = ts_ms
+            trip.peak = max(trip.peak, speed_kmh)
+            if trip.stopped_ms is not None:
+                trip.idle_s += (ts_ms - trip.stopped_ms) / 1000.0
+                trip.stopped_ms = None
+        elif trip.stopped_ms is None:
+            trip.stopped_ms = ts_ms
         if not ignition:
             self._close_trip(odometer_m, complete=True)
 
@@ -166,6 +177,7 @@ class RecordObservers:
         values = {
             "distance_m": round(odometer_m - episode.start_odometer_m, 1),
             "max_speed_kmh": episode.peak,
+            "idle_s": episode.idle_s,
         }
         self._add(truth.TRIP, episode, episode.last_ms, None, values, complete)
 

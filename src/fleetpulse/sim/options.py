@@ -39,6 +39,36 @@ class BehaviourRates(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     outage_per_hour: float = 0.3
     # Per vehicle-hour: one fix lands 2-5 km away from the true position.
     gps_jump_per_hour: float = 0.5
+    # Factor on every park's duration (120-900 s at 1.0).
+    park_scale: float = 1.0
+
+
+class DeviceFaults(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Receiver and device faults beyond the rates above. The defaults add none.
+
+    ``gps_sigma_m`` is the standard deviation of the slow GPS error per axis.
+    ``parked_drift_m`` adds a second, slower wander of that standard deviation per axis
+    to the fixes of a parked vehicle, as under a roof or between tall buildings.
+    ``bursts_newest_first`` sends the records buffered in an outage newest first.
+    ``odometer_zero_share`` is the share of records whose odometer reads 0, as after a
+    failed bus read. ``clock_skew_max_s`` sets each device's clock off by up to that many
+    seconds, either way, for the whole run.
+    """
+
+    gps_sigma_m: float = 2.0
+    parked_drift_m: float = 0.0
+    bursts_newest_first: bool = False
+    odometer_zero_share: float = 0.0
+    clock_skew_max_s: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.gps_sigma_m < 0 or self.parked_drift_m < 0:
+            raise ValueError("gps_sigma_m and parked_drift_m must be 0 or more metres")
+        if not 0 <= self.odometer_zero_share <= 1:
+            share = self.odometer_zero_share
+            raise ValueError(f"odometer_zero_share must be in [0, 1], got {share}")
+        if self.clock_skew_max_s < 0:
+            raise ValueError(f"clock_skew_max_s must be 0 or more, got {self.clock_skew_max_s}")
 
 
 class SimulationOptions(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -67,6 +97,7 @@ class SimulationOptions(msgspec.Struct, frozen=True, forbid_unknown_fields=True)
     centre_lat: float = DEFAULT_CENTRE_LAT
     centre_lon: float = DEFAULT_CENTRE_LON
     behaviours: BehaviourRates = BehaviourRates()
+    faults: DeviceFaults = DeviceFaults()
     # Transport module in fleetpulse.sim.transports: http, teltonika, osmand or mqtt.
     protocol: str = "http"
 

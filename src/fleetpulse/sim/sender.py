@@ -178,14 +178,22 @@ class Sender:
     async def add(self, records: list[Any]) -> None:
         """Add records to their devices' lanes and queue every lane batch that is full.
 
-        Waits while a full lane's queue is full. Raises a worker's fatal error.
+        Consecutive records of one device, such as the burst a device uploads after an
+        outage, go into one request unless they are more than ``batch_size``, as a
+        device sends its upload. Waits while a full lane's queue is full. Raises a
+        worker's fatal error.
         """
         self._raise_if_failed()
-        for record in records:
-            lane = self._lane_for(record)
-            lane.pending.append(record)
+        start = 0
+        while start < len(records):
+            lane = self._lane_for(records[start])
+            end = _end_of_device_run(records, start)
+            if lane.pending and len(lane.pending) + end - start > self.batch_size:
+                await self._enqueue_batch(lane, whole=True)
+            lane.pending.extend(records[start:end])
             if len(lane.pending) >= self.batch_size:
                 await self._enqueue_batch(lane)
+            start = end
 
     async def flush(self) -> None:
         """Queue the records of every lane, full batch or not."""
@@ -233,9 +241,11 @@ class Sender:
             self._lane_of[device_id] = lane
         return lane
 
-    async def _enqueue_batch(self, lane: _Lane) -> None:
-        batch = lane.pending[: self.batch_size]
-        del lane.pending[: self.batch_size]
+    async def _enqueue_batch(self, lane: _Lane, whole: bool = False) -> None:
+        # ``whole`` sends all pending records, which the caller keeps within batch_size.
+        size = len(lane.pending) if whole else self.batch_size
+        batch = lane.pending[:size]
+        del lane.pending[:size]
         if lane.queue.full():
             await self._unless_failed(lane.queue.put(batch))
         else:
@@ -418,3 +428,18 @@ def _retry_after_s(response: httpx.Response) -> float | None:
 def _describe(exc: httpx.TransportError) -> str:
     text = str(exc)
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _end_of_device_run(records: list[Any], start: int) -> int:
+    """Return the index after the run of records from the device of ``records[start]``."""
+    device_id = _device_id(records[start])
+    end = start + 1
+    while end < len(records) and _device_id(records[end]) == device_id:
+        end += 1
+    return end
+
+
+def _device_id(record: Any) -> object:
+    if isinstance(record, dict):
+        return record.get("device_id")
+    return record.device_id

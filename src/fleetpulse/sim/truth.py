@@ -32,6 +32,11 @@ OUTAGE: Final = "outage"
 GPS_JUMP: Final = "gps_jump"
 BAD_RECORD: Final = "bad_record"
 DUPLICATE: Final = "duplicate"
+# Device faults of the evaluation scenarios. An odometer glitch is a record whose
+# odometer reads 0. A clock skew entry, one per device, has times 0 and the offset of
+# the device's clock in ``values["offset_ms"]``.
+ODOMETER_GLITCH: Final = "odometer_glitch"
+CLOCK_SKEW: Final = "clock_skew"
 SUMMARY: Final = "summary"
 
 

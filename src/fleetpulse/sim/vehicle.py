@@ -203,7 +203,7 @@ class Vehicle:
             self._start_warming_up()
         else:
             # Parked for a while already: the rest of one park.
-            self.phase_left_s = self.rng.uniform(0.0, PARK_S[1])
+            self.phase_left_s = self.rng.uniform(0.0, PARK_S[1]) * self.rates.park_scale
 
     def _start_warming_up(self) -> None:
         rng = self.rng
@@ -397,7 +397,7 @@ class Vehicle:
         self.ignition = False
         self.phase = Phase.PARKED
         self.parked_s = 0.0
-        self.phase_left_s = rng.uniform(*PARK_S)
+        self.phase_left_s = rng.uniform(*PARK_S) * self.rates.park_scale
         tank_l = self.profile.tank_l
         if self.fuel_pct < REFUEL_BELOW_PCT:
             target = rng.uniform(90.0, 100.0)

@@ -1,6 +1,7 @@
 """The layout of store.db and the steps that create or upgrade it.
 
-PRAGMA user_version is the version of the layout a file has. Version 1 is below.
+PRAGMA user_version is the version of the layout a file has. Version 1 is below, and
+version 2 adds the hourly activity aggregates behind reports (``_sqlite_activity``).
 Times are epoch milliseconds (UTC), distances metres and speeds km/h. List and object
 fields are JSON text, and booleans are 0 or 1.
 """
@@ -10,8 +11,9 @@ from __future__ import annotations
 import sqlite3
 
 from fleetpulse.errors import StoreError
+from fleetpulse.store import _sqlite_activity as activity
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 SCHEMA_V1 = (
     """
@@ -124,8 +126,12 @@ CREATE INDEX dead_letters_received ON dead_letters (received_at_ms)
 """,
 )
 
+# The aggregates of a file written before version 2 are computed from its trips and
+# events, so reports cover the data stored before the upgrade.
+SCHEMA_V2 = (activity.CREATE_TABLE, activity.REFRESH_ALL)
+
 # MIGRATIONS[n] lists the statements that turn a file of version n - 1 into version n.
-MIGRATIONS: dict[int, tuple[str, ...]] = {1: SCHEMA_V1}
+MIGRATIONS: dict[int, tuple[str, ...]] = {1: SCHEMA_V1, 2: SCHEMA_V2}
 
 
 def migrate(connection: sqlite3.Connection) -> int:

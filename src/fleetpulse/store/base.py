@@ -61,6 +61,36 @@ class StoredDeadLetter:
     letter: DeadLetter
 
 
+# The aggregates behind reports are kept per UTC hour, so a report range must start and
+# end on a whole hour. Hours rather than days let a report use day boundaries of a time
+# zone whose offset from UTC is a whole number of hours.
+ACTIVITY_HOUR_MS = 3_600_000
+
+
+@dataclass(slots=True)
+class VehicleActivity:
+    """A vehicle's driving figures over one hour or a range of hours, for reports.
+
+    ``start_ms`` is the start of the hour or of the range. Trips count whole in the hour
+    they started. ``driving_s`` is trip duration minus the idle time inside trips,
+    ``stops`` the trips that ended, and the overspeed and harsh figures count events by
+    their ``ts_ms``. Metres, seconds and km/h.
+    """
+
+    device_id: str
+    start_ms: int
+    distance_m: float = 0.0
+    driving_s: float = 0.0
+    idle_s: float = 0.0
+    trips: int = 0
+    stops: int = 0
+    max_speed_kmh: float = 0.0
+    overspeeds: int = 0
+    overspeed_s: float = 0.0
+    harsh_brakings: int = 0
+    harsh_accelerations: int = 0
+
+
 @dataclass(slots=True)
 class StoreCounts:
     """Totals for health checks and for tests that check that counts add up."""
@@ -172,6 +202,28 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def counts(self) -> StoreCounts:
         """Return the number of stored rows of each kind."""
+
+    # --- reports ------------------------------------------------------------------
+    # NOTE: these two are not abstract, so that test doubles written before reports
+    # existed still build. A backend without reports raises NotImplementedError.
+
+    async def fleet_activity(self, from_ms: int, to_ms: int) -> list[VehicleActivity]:
+        """Return the activity of every known vehicle summed over [from_ms, to_ms),
+        ordered by device id, with zero figures for a vehicle without activity.
+
+        ``from_ms`` and ``to_ms`` must be multiples of ACTIVITY_HOUR_MS, else ValueError.
+        """
+        raise NotImplementedError(f"{type(self).__name__} does not serve reports")
+
+    async def vehicle_activity(
+        self, device_id: str, from_ms: int, to_ms: int
+    ) -> list[VehicleActivity]:
+        """Return a vehicle's activity per UTC hour in [from_ms, to_ms), oldest first,
+        leaving out hours without activity.
+
+        ``from_ms`` and ``to_ms`` must be multiples of ACTIVITY_HOUR_MS, else ValueError.
+        """
+        raise NotImplementedError(f"{type(self).__name__} does not serve reports")
 
 
 def open_store(settings: Settings) -> Store:

@@ -22,17 +22,20 @@ from fleetpulse.model.event import Trip
 from fleetpulse.model.record import DeadLetter, EnrichedRecord
 from fleetpulse.model.vehicle import VehicleView
 from fleetpulse.model.vocabulary import CRITICAL, SEVERITY_WARNING
+from fleetpulse.store import _sqlite_activity as activity
 from fleetpulse.store import _sqlite_rows as rows
 from fleetpulse.store._sqlite_connect import connect_writer
 from fleetpulse.store._sqlite_readers import ReaderPool
 from fleetpulse.store._sqlite_schema import migrate
 from fleetpulse.store._sqlite_writer import SqliteWriter
 from fleetpulse.store.base import (
+    ACTIVITY_HOUR_MS,
     ProcessedBatch,
     Store,
     StoreCounts,
     StoredDeadLetter,
     StoredEvent,
+    VehicleActivity,
 )
 
 if TYPE_CHECKING:
@@ -126,6 +129,8 @@ class SqliteStore(Store):
         details are final (``"ongoing": false``) and the new ones ongoing. A trip
         replaces the stored version unless that one is closed and the new one open. A
         vehicle snapshot replaces the stored one unless its ``last_ts_ms`` is older.
+        The hourly activity of the vehicles and hours that the trips and events touch is
+        recomputed in the same transaction.
         """
         if not (batch.records or batch.events or batch.trips or batch.vehicles):
             return
@@ -155,8 +160,9 @@ class SqliteStore(Store):
         return {device_id: state for device_id, state in found}
 
     async def purge(self, older_than_ms: int) -> int:
-        """Delete records, events and dead letters older than ``older_than_ms``, and trips
-        that ended (or, while open, started) before it. Return the rows deleted.
+        """Delete records, events and dead letters older than ``older_than_ms``, trips
+        that ended (or, while open, started) before it, and the activity of hours that
+        ended before it. Return the rows deleted.
 
         Deletes in chunks of PURGE_CHUNK_ROWS rows, each its own transaction.
         Vehicles are kept.
@@ -172,6 +178,9 @@ class SqliteStore(Store):
                 if chunk < PURGE_CHUNK_ROWS:
                     break
         deleted += await writer.submit(partial(_delete, _PURGE_TRIPS, (older_than_ms,)), "purge")
+        deleted += await writer.submit(
+            partial(_delete, activity.PURGE_HOURS, (older_than_ms,)), "purge"
+        )
         log.info("purged rows=%d older_than_ms=%d path=%s", deleted, older_than_ms, self._path)
         return deleted
 
@@ -307,6 +316,28 @@ class SqliteStore(Store):
         )
         return StoreCounts(*found[0])
 
+    # --- reports ------------------------------------------------------------------
+
+    async def fleet_activity(self, from_ms: int, to_ms: int) -> list[VehicleActivity]:
+        """Return the activity of every known vehicle summed over [from_ms, to_ms),
+        ordered by device id. Raises ValueError unless both are whole UTC hours."""
+        _check_hours(from_ms, to_ms)
+        found = await self._read(
+            activity.FLEET_SUMS, (from_ms, from_ms, to_ms), "fleet activity query"
+        )
+        return [activity.activity(row) for row in found]
+
+    async def vehicle_activity(
+        self, device_id: str, from_ms: int, to_ms: int
+    ) -> list[VehicleActivity]:
+        """Return a vehicle's activity per UTC hour in [from_ms, to_ms), oldest first.
+        Raises ValueError unless both are whole UTC hours."""
+        _check_hours(from_ms, to_ms)
+        found = await self._read(
+            activity.VEHICLE_HOURS, (device_id, from_ms, to_ms), "vehicle activity query"
+        )
+        return [activity.activity(row) for row in found]
+
     # --- helpers ------------------------------------------------------------------
 
     async def _read(self, sql: str, params: tuple[Any, ...], action: str) -> list[Any]:
@@ -331,6 +362,15 @@ def _check_after_id(after_id: int) -> None:
         raise ValueError(f"after_id must be 0 or more, not {after_id}")
 
 
+def _check_hours(from_ms: int, to_ms: int) -> None:
+    for name, value in (("from_ms", from_ms), ("to_ms", to_ms)):
+        if value % ACTIVITY_HOUR_MS:
+            raise ValueError(
+                f"{name}={value} is not the start of a UTC hour; "
+                f"give a multiple of {ACTIVITY_HOUR_MS}"
+            )
+
+
 def _id_order(after_id: int) -> str:
     # A first page shows the newest rows. A page after a known id must continue right
     # after it, because newest first would skip every row between that id and the
@@ -351,6 +391,8 @@ def _write_batch(batch: ProcessedBatch, connection: sqlite3.Connection) -> None:
         connection.executemany(rows.UPSERT_TRIP, map(rows.trip_row, batch.trips))
     if batch.vehicles:
         connection.executemany(rows.UPSERT_VEHICLE, map(rows.vehicle_row, batch.vehicles))
+    if batch.trips or batch.events:
+        activity.refresh(connection, activity.touched_keys(batch.trips, batch.events))
     log.debug(
         "wrote records=%d events=%d trips=%d vehicles=%d",
         len(batch.records),
