@@ -101,3 +101,11 @@ def test_subscribe_without_keys_clears() -> None:
 def test_query_filter_rejects(query: dict[str, str]) -> None:
     with pytest.raises(LiveRequestError):
         parse_query_filter(query)
+
+
+@pytest.mark.parametrize("raw", ["-1", "x", "99999999999999999999999", "\uff11"])
+def test_after_event_id_rejects(raw: str) -> None:
+    from fleetpulse.live.filters import LiveRequestError, parse_after_event_id
+
+    with pytest.raises(LiveRequestError):
+        parse_after_event_id({"after_event_id": raw})

@@ -133,3 +133,19 @@ async def test_webhook_failure_keeps_other_rules(
     assert await notifier.drain(5.0)
     assert [letter.rule_id for letter in notifier.dead_letters(10)] == ["broken"]
     assert json.loads(receiver.requests[0].body)["rule_id"] == "working"
+
+
+def test_redact_url_hides_credentials_and_query() -> None:
+    from fleetpulse.notify.webhook import redact_url
+
+    redacted = redact_url("http://user:PASSINURL@127.0.0.1:18948/x?token=QTOKEN")
+    assert "PASSINURL" not in redacted
+    assert "QTOKEN" not in redacted
+    assert "user" not in redacted
+    assert redacted == "http://***@127.0.0.1:18948/x?***"
+
+
+def test_redact_url_keeps_plain_url() -> None:
+    from fleetpulse.notify.webhook import redact_url
+
+    assert redact_url("https://hooks.example.test/fleet") == "https://hooks.example.test/fleet"

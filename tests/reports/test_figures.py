@@ -64,3 +64,12 @@ def test_sum_keeps_max_speed() -> None:
     assert total.distance_m == 3.0
     assert total.trips == 3
     assert total.max_speed_kmh == 90.0
+
+
+def test_csv_cell_safe_from_formulas() -> None:
+    from fleetpulse.reports.export import _csv_safe
+
+    assert _csv_safe('=HYPERLINK("http://x")') == '\'=HYPERLINK("http://x")'
+    assert _csv_safe("@cmd") == "'@cmd"
+    assert _csv_safe("truck-7") == "truck-7"
+    assert _csv_safe(-5.0) == -5.0

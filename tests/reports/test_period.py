@@ -61,3 +61,16 @@ def test_too_long_rejected() -> None:
 def test_bad_day_rejected() -> None:
     with pytest.raises(InvalidPeriodError, match="YYYY-MM-DD"):
         parse_day("from", "yesterday")
+
+
+@pytest.mark.parametrize(
+    ("first", "last", "tz"),
+    [
+        (date(9999, 12, 31), date(9999, 12, 31), "UTC"),
+        (date(9999, 12, 30), date(9999, 12, 30), "Pacific/Kiritimati"),
+        (date(1, 1, 1), date(1, 1, 1), "UTC"),
+    ],
+)
+def test_period_at_calendar_edge_is_invalid(first: date, last: date, tz: str) -> None:
+    with pytest.raises(InvalidPeriodError, match="outside the calendar"):
+        report_period(first, last, tz)

@@ -21,6 +21,7 @@ from fleetpulse.errors import ConfigError
 from fleetpulse.notify.notifier import Notifier
 from fleetpulse.notify.rulebook import RuleConflictError
 from fleetpulse.notify.rules import CompiledRule
+from fleetpulse.notify.webhook import redact_url
 
 DEAD_LETTERS_DEFAULT_LIMIT = 100
 # The notifier keeps at most [notify] max_dead_letters, and this bounds one response.
@@ -35,6 +36,8 @@ def rule_json(compiled: CompiledRule, source: str) -> dict[str, Any]:
     """Render a rule without its secret, with ``source`` ``config`` or ``api``."""
     body: dict[str, Any] = msgspec.structs.asdict(compiled.rule)
     body["webhook_secret_set"] = bool(body.pop("webhook_secret"))
+    if body.get("webhook_url"):
+        body["webhook_url"] = redact_url(body["webhook_url"])
     body["source"] = source
     return body
 

@@ -143,10 +143,11 @@ def parse_after_event_id(query: Mapping[str, str]) -> int | None:
     raw = query.get("after_event_id")
     if raw is None or raw == "":
         return None
-    if not raw.isascii() or not raw.isdigit():
+    # Event ids are signed 64-bit integers in every store backend.
+    if not raw.isascii() or not raw.isdigit() or int(raw) > 2**63 - 1:
         raise LiveRequestError(
-            f"after_event_id={raw!r} must be a whole number >= 0: the id of the last event "
-            "the client received"
+            f"after_event_id={raw!r} must be a whole number from 0 to 2^63-1: the id of "
+            "the last event the client received"
         )
     return int(raw)
 

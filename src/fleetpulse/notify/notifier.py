@@ -31,7 +31,7 @@ from fleetpulse.notify.payload import event_body, event_email
 from fleetpulse.notify.rulebook import RuleBook
 from fleetpulse.notify.smtp import send_email
 from fleetpulse.notify.throttle import Throttle
-from fleetpulse.notify.webhook import post_webhook
+from fleetpulse.notify.webhook import post_webhook, redact_url
 from fleetpulse.store.base import ProcessedBatch
 
 log = logging.getLogger(__name__)
@@ -183,7 +183,8 @@ class Notifier:
                 throttled += 1
                 continue
             if rule.webhook_url:
-                await self._spawn(self._deliver(rule, event, CHANNEL_WEBHOOK, rule.webhook_url))
+                target = redact_url(rule.webhook_url)
+                await self._spawn(self._deliver(rule, event, CHANNEL_WEBHOOK, target))
             if rule.email_to:
                 await self._spawn(
                     self._deliver(rule, event, CHANNEL_EMAIL, ",".join(rule.email_to))

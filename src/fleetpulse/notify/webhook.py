@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
@@ -20,6 +21,27 @@ log = logging.getLogger(__name__)
 SIGNATURE_HEADER = "X-Fleetpulse-Signature"
 # Statuses after which the same request may succeed: timeout, rate limit, server faults.
 RETRIABLE_STATUSES = frozenset({408, 425, 429})
+
+
+def redact_url(url: str) -> str:
+    """Return ``url`` without its credentials and query, for answers, dead letters and logs.
+
+    Chat and automation services put their secret token in the webhook URL itself, in
+    the user part or the query, so neither may leave the process.
+    """
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<invalid URL>"
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    if parts.port is not None:
+        host = f"{host}:{parts.port}"
+    if parts.username is not None or parts.password is not None:
+        host = f"***@{host}"
+    query = "***" if parts.query else ""
+    return urlunsplit((parts.scheme, host, parts.path, query, ""))
 
 
 def sign_body(secret: str, body: bytes) -> str:
@@ -41,9 +63,9 @@ async def post_webhook(
     try:
         response = await client.post(url, content=body, headers=headers, timeout=timeout_s)
     except httpx.TransportError as exc:
-        raise DeliveryError(f"POST {url} failed: {exc!r}", retriable=True) from exc
+        raise DeliveryError(f"POST {redact_url(url)} failed: {exc!r}", retriable=True) from exc
     status = response.status_code
     if 200 <= status < 300:
         return
     retriable = status >= 500 or status in RETRIABLE_STATUSES
-    raise DeliveryError(f"POST {url} returned HTTP {status}", retriable=retriable)
+    raise DeliveryError(f"POST {redact_url(url)} returned HTTP {status}", retriable=retriable)

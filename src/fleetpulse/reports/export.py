@@ -83,8 +83,19 @@ def report_csv(report: Report) -> str:
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(table_columns(report))
-    writer.writerows(table_rows(report))
+    writer.writerows([_csv_safe(value) for value in row] for row in table_rows(report))
     return out.getvalue()
+
+
+# A spreadsheet runs a cell that starts with one of these as a formula. Device ids come
+# from devices, so a text cell starting with one is prefixed with an apostrophe.
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _csv_safe(value: Any) -> Any:
+    if isinstance(value, str) and value.startswith(_FORMULA_STARTS):
+        return "'" + value
+    return value
 
 
 def report_parquet(report: Report) -> bytes:

@@ -79,6 +79,13 @@ def report_period(first_day: date, last_day: date, tz: str = DEFAULT_TZ) -> Repo
             f"the period has {count} days, more than {MAX_PERIOD_DAYS}; split it"
         )
 
+    if last_day >= date.max - timedelta(days=1) or first_day <= date.min + timedelta(days=1):
+        # The period ends at the start of the day after last_day, which must exist, and
+        # a zone's offset may move a day's start across the first or last date.
+        raise InvalidPeriodError(
+            f"from={first_day.isoformat()} to={last_day.isoformat()} is outside the "
+            "calendar this server can count in; give days between 0001-01-03 and 9999-12-29"
+        )
     starts = tuple(
         _day_start_ms(first_day + timedelta(days=offset), zone) for offset in range(count + 1)
     )

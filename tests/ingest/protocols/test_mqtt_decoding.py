@@ -58,6 +58,14 @@ def test_invalid_json_is_one_reject() -> None:
     assert batch.rejects[0].raw == b"{oops"
 
 
+
+def test_deeply_nested_payload_is_one_reject() -> None:
+    """A payload nested too deep to parse is a dead letter, so the message can be acked."""
+    batch = decode_message(b"[" * 100_000, "dev", now_ms(), SETTINGS)
+    assert [reject.reason for reject in batch.rejects] == [INVALID_JSON]
+    assert batch.records == []
+
+
 _GOOD = msgspec.json.encode(
     [{"ts": now_ms(), "lat": 48.1, "lon": 11.5, "speed_kmh": 30.0, "heading_deg": 90.0}]
 )

@@ -48,7 +48,9 @@ def _fill_device_id(payload: bytes, device_id: str) -> bytes:
         return payload
     try:
         document: Any = msgspec.json.decode(payload)
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, RecursionError):
+        # decode_body rejects the same payload with its reason (invalid JSON, or nested
+        # too deep), so the message becomes a dead letter and is acknowledged.
         return payload
 
     if isinstance(document, dict):
