@@ -167,12 +167,14 @@ class IngestService:
         source: str = SOURCE_HTTP,
         *,
         received_at_ms: int | None = None,
+        device_id: str | None = None,
     ) -> IngestRequestError:
         """Record a request rejected as a whole and return the error for the caller to raise.
 
         Writes one dead letter holding the start of the body, cut to
         ``ingest.dead_letter_raw_bytes``, and counts the request as one received and
         one rejected record. The status comes from ``REQUEST_ERROR_STATUS``, else 400.
+        ``device_id`` is set when the transport knows the sender, as a TCP session does.
         """
         status = REQUEST_ERROR_STATUS.get(reason, 400)
         log.debug(
@@ -193,6 +195,7 @@ class IngestService:
             detail=message,
             source=source,
             raw=raw[:limit].decode("utf-8", errors="replace"),
+            device_id=device_id,
         )
         await self._write_dead_letters([letter], source)
         return IngestRequestError(status, reason, message)

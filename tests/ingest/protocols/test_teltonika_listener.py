@@ -120,6 +120,7 @@ async def test_wrong_crc_refused_and_closed(server: EmbeddedServer) -> None:
     letters = await _dead_letters(server)
     assert [letter.reason for letter in letters] == ["invalid_frame"]
     assert "CRC" in letters[0].detail
+    assert letters[0].device_id == IMEI
     assert await _positions(server, IMEI) == []
 
 
@@ -154,6 +155,17 @@ async def test_unknown_imei_rejected(tmp_path: Path) -> None:
     assert listed_answer == b"\x01"
 
 
+@pytest.mark.parametrize(
+    "handshake", [b"\x00\x0fABCDEFGHIJKLMNO", b"\x00\x00", b"\xff\xff" + b"1" * 64]
+)
+async def test_malformed_imei_answered_zero(server: EmbeddedServer, handshake: bytes) -> None:
+    reader, writer, answer = await _connect(server, handshake)
+    rest = await asyncio.wait_for(reader.read(), ANSWER_TIMEOUT_S)
+    writer.close()
+    assert answer == b"\x00"
+    assert rest == b""
+
+
 def test_public_host_without_list_rejects(tmp_path: Path) -> None:
     # Built but never started, so nothing binds the documentation address.
     settings = pipeline_settings(tmp_path / "data")
@@ -178,7 +190,8 @@ async def test_garbage_handshake_closed(server: EmbeddedServer) -> None:
     writer.write(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
     rest = await asyncio.wait_for(reader.read(), ANSWER_TIMEOUT_S)
     writer.close()
-    assert rest == b""
+    # The refusal byte, then the server closes the connection.
+    assert rest == b"\x00"
 
 
 async def test_idle_connection_closed(tmp_path: Path) -> None:

@@ -105,7 +105,18 @@ class DeviceSession:
 
     async def _handshake(self, timeout_s: float) -> str | None:
         async with asyncio.timeout(timeout_s):
-            while (imei := self._framer.next_imei()) is None:
+            while True:
+                try:
+                    imei = self._framer.next_imei()
+                except FrameError:
+                    # A malformed IMEI gets the same refusal byte as an unknown one, so
+                    # the device sees an answer before the connection closes.
+                    self.writer.write(IMEI_REJECTED)
+                    with contextlib.suppress(ConnectionError):
+                        await self.writer.drain()
+                    raise
+                if imei is not None:
+                    break
                 data = await self.reader.read(READ_BYTES)
                 if not data:
                     log.debug("connection closed before the IMEI peer=%s", self.peer)
@@ -183,6 +194,7 @@ class DeviceSession:
             f"teltonika packet from IMEI {self.imei}: {error.message}",
             frame.hex().encode("ascii"),
             SOURCE_TELTONIKA,
+            device_id=self.imei,
         )
 
     async def _refuse_stream(self, error: FrameError) -> None:
@@ -202,6 +214,7 @@ class DeviceSession:
                 f"teltonika stream from IMEI {self.imei}: {error.message}",
                 preview.hex().encode("ascii"),
                 SOURCE_TELTONIKA,
+                device_id=self.imei,
             )
 
     def _warn(self, message: str, *args: object) -> None:
