@@ -77,7 +77,7 @@ def main() -> int:
     for vehicles in args.vehicles:
         mib, per_vehicle = measure(vehicles, settings)
         print(f"{vehicles:>10,} {mib:>10.1f} {per_vehicle:>12.2f}", flush=True)
-    print(f"process peak RSS: {rss_kib() / 1024:.0f} MiB (VmRSS at the end)", file=sys.stderr)
+    print(f"process RSS at the end: {rss_kib() / 1024:.0f} MiB", file=sys.stderr)
     return 0
 
 
