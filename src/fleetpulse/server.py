@@ -20,6 +20,7 @@ from fleetpulse.api.app import create_app
 from fleetpulse.api.context import ApiContext
 from fleetpulse.config import Settings
 from fleetpulse.datadir import DataDirLock
+from fleetpulse.httpserve import bind_tcp, start_uvicorn
 from fleetpulse.ingest.http import telemetry_routes
 from fleetpulse.ingest.protocols.base import ProtocolListener, enabled_listeners
 from fleetpulse.ingest.service import IngestService
@@ -117,25 +118,14 @@ class EmbeddedServer:
 
     async def _start_http(self) -> None:
         server = self.settings.server
-        self._socket = _bind(server.host, server.port)
-        config = uvicorn.Config(
-            self.app,
-            log_config=None,
-            access_log=False,
-            lifespan="off",
-            # Devices keep connections open between batches; 75 s outlasts most NAT timeouts
-            # of mobile networks without holding dead sockets forever.
-            timeout_keep_alive=75,
+        self._socket = bind_tcp(
+            server.host,
+            server.port,
+            "choose another --port or stop the process using it",
         )
-        self._uvicorn = uvicorn.Server(config)
-        self._serve_task = asyncio.create_task(
-            self._uvicorn.serve(sockets=[self._socket]), name="fleetpulse-http"
+        self._uvicorn, self._serve_task = await start_uvicorn(
+            self.app, self._socket, "fleetpulse-http"
         )
-        while not self._uvicorn.started:
-            if self._serve_task.done():
-                self._serve_task.result()
-                raise RuntimeError("HTTP server stopped while starting")
-            await asyncio.sleep(0.01)
 
     async def wait(self) -> None:
         """Wait until the HTTP server stops (Ctrl-C or SIGTERM, which uvicorn handles)."""
@@ -204,24 +194,3 @@ def _fan_out(*callbacks: Callable[[ProcessedBatch], None]) -> Callable[[Processe
                 )
 
     return call_each
-
-
-def _bind(host: str, port: int) -> socket.socket:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    # Accepted connections inherit TCP_NODELAY on Linux. Without it, a response written
-    # as headers then body waits for the client's delayed ACK: about 40 ms per request.
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    try:
-        sock.bind((host, port))
-    except OSError as exc:
-        sock.close()
-        raise OSError(
-            exc.errno,
-            f"cannot listen on {host}:{port}: {exc.strerror}; choose another --port "
-            "or stop the process using it",
-        ) from exc
-    sock.listen(2048)
-    sock.setblocking(False)
-    return sock

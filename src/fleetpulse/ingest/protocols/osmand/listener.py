@@ -20,6 +20,7 @@ from starlette.types import Receive, Scope, Send
 
 from fleetpulse.config import Settings
 from fleetpulse.errors import FleetpulseError, QueueFullError
+from fleetpulse.httpserve import bind_tcp, start_uvicorn
 from fleetpulse.ingest.protocols.base import ProtocolListener, register
 from fleetpulse.ingest.protocols.osmand import answers
 from fleetpulse.ingest.protocols.osmand.decoding import (
@@ -39,9 +40,6 @@ log = logging.getLogger(__name__)
 
 # One position with its parameters is under 1 KiB; 64 KiB bounds memory per request.
 MAX_BODY_BYTES: Final = 64 * 1024
-# Phones keep the connection between positions; as for the JSON API, 75 s outlasts most
-# mobile NAT timeouts.
-KEEP_ALIVE_S: Final = 75
 _JSON_MEDIA_TYPE: Final = "application/json"
 
 
@@ -68,25 +66,15 @@ class OsmandListener(ProtocolListener):
 
     async def start(self) -> None:
         osmand = self.settings.osmand
-        self._socket = _bind(osmand.host, osmand.port)
-        config = uvicorn.Config(
-            self._app,
-            # A bound method hides its arity, so uvicorn would guess ASGI 2.
-            interface="asgi3",
-            log_config=None,
-            access_log=False,
-            lifespan="off",
-            timeout_keep_alive=KEEP_ALIVE_S,
+        self._socket = bind_tcp(
+            osmand.host,
+            osmand.port,
+            "set [osmand] port to a free port or stop the process using it",
         )
-        self._server = uvicorn.Server(config)
-        self._task = asyncio.create_task(
-            self._server.serve(sockets=[self._socket]), name="fleetpulse-osmand"
+        # A bound method hides its arity, so uvicorn would guess ASGI 2.
+        self._server, self._task = await start_uvicorn(
+            self._app, self._socket, "fleetpulse-osmand", interface="asgi3"
         )
-        while not self._server.started:
-            if self._task.done():
-                self._task.result()
-                raise RuntimeError("OsmAnd HTTP server stopped while starting")
-            await asyncio.sleep(0.01)
         log.info("osmand listener started host=%s port=%d", *self.address)
 
     async def close(self) -> None:
@@ -210,21 +198,3 @@ async def _read_body(request: Request) -> bytes:
 def _peer(request: Request) -> str:
     client = request.client
     return f"{client.host}:{client.port}" if client else "unknown"
-
-
-def _bind(host: str, port: int) -> socket.socket:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((host, port))
-    except OSError as exc:
-        sock.close()
-        raise OSError(
-            exc.errno,
-            f"cannot listen on {host}:{port} for OsmAnd: {exc.strerror}; set [osmand] port "
-            "to a free port or stop the process using it",
-        ) from exc
-    sock.listen(1024)
-    sock.setblocking(False)
-    return sock
