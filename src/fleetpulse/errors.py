@@ -28,7 +28,7 @@ class QueueError(FleetpulseError):
 
 
 class QueueFullError(QueueError):
-    """The queue holds its configured capacity; the publisher should retry later."""
+    """The queue contains its configured capacity, so the publisher should retry later."""
 
     def __init__(self, depth: int, capacity: int) -> None:
         super().__init__(

@@ -47,6 +47,7 @@ class EmbeddedServer:
         self.queue: Queue = open_queue(settings)
         self.store: Store = open_store(settings)
         self.ingest = IngestService(settings, self.queue, self.store)
+
         self.live = LiveHub(settings.live, self.store)
         notify = settings.notify
         rulebook = RuleBook(notify.rules, settings.server.data_dir, bool(notify.smtp_host))
@@ -58,6 +59,7 @@ class EmbeddedServer:
             on_write=_fan_out(self.live.publish, self.notifier.submit),
         )
         self.listeners: list[ProtocolListener] = enabled_listeners(settings, self.ingest)
+
         self.context = ApiContext(
             settings=settings,
             store=self.store,
@@ -70,6 +72,7 @@ class EmbeddedServer:
             live_hub=self.live,
             notifier=self.notifier,
         )
+
         self._uvicorn: uvicorn.Server | None = None
         self._serve_task: asyncio.Task[None] | None = None
         self._retention_task: asyncio.Task[None] | None = None
@@ -83,8 +86,8 @@ class EmbeddedServer:
         if self._socket is None:
             raise RuntimeError("server not started")
         host, port = self._socket.getsockname()[:2]
-        shown = f"[{host}]" if ":" in host else host
-        return f"http://{shown}:{port}"
+        url_host = f"[{host}]" if ":" in host else host
+        return f"http://{url_host}:{port}"
 
     async def start(self) -> None:
         """Open the backends, start processing and begin serving HTTP."""

@@ -1,4 +1,4 @@
-"""The query API over a real pipeline: records in through ingest, answers out of the store."""
+"""The query API over a real pipeline: records in through ingest, responses out of the store."""
 
 from __future__ import annotations
 
@@ -17,8 +17,11 @@ M_PER_DEG_LON = 111_320 * math.cos(math.radians(START_LAT))
 
 
 def _drive(start_ms: int) -> list[dict[str, object]]:
-    """A depot departure: parked, ignition on, 150 s at 60 km/h, 20 s at 140 km/h, stop,
-    ignition off and 6 minutes parked; one record a second."""
+    """Build a depot departure with one record a second.
+
+    The van is parked, switches the ignition on, drives 150 s at 60 km/h and 20 s at
+    140 km/h, stops, switches the ignition off and stays parked for 6 minutes.
+    """
     records: list[dict[str, object]] = []
     lon = START_LON
     plan = [(0.0, False, 30), (0.0, True, 10), (60.0, True, 150), (140.0, True, 20),

@@ -1,7 +1,7 @@
 """The simulator drives a running server; the API shows what the simulator injected.
 
 The simulator's truth file lists every behaviour it injected (speeding, harsh braking,
-bad records, duplicates ...). After the run, the server's answers must match it: the
+bad records, duplicates ...). After the run, the server's responses must match it: the
 expected vehicles, events and trips, and counts of accepted, stored and dead-lettered
 records that add up.
 """

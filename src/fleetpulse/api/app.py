@@ -30,7 +30,7 @@ def create_app(
 
     ``live_hub`` serves the WebSocket stream ``/v1/live``. Without it the route rejects
     every client, because only a process that runs the processor has live data.
-    ``notifier`` serves ``/v1/notify/...``; without it those routes answer 503.
+    ``notifier`` serves ``/v1/notify/...``; without it those routes respond with 503.
     """
     routes: list[BaseRoute] = [
         *(extra_routes or []),

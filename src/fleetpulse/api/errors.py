@@ -1,4 +1,4 @@
-"""JSON error answers: every error says what failed and what to do next."""
+"""JSON error responses: every error names what failed and what to do next."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ _encoder = msgspec.json.Encoder()
 
 
 class ApiError(Exception):
-    """An error answer with an HTTP status, a stable code and a message for the caller."""
+    """An error response with an HTTP status, a stable code and a message for the caller."""
 
     def __init__(self, status: int, code: str, message: str) -> None:
         super().__init__(message)
@@ -29,7 +29,7 @@ def error_response(
 
 
 async def handle_api_error(request: Request, exc: Exception) -> Response:
-    """Turn an ApiError raised by a handler into its JSON answer."""
+    """Turn an ApiError raised by a handler into its JSON response."""
     assert isinstance(exc, ApiError)
     return error_response(exc.status, exc.code, exc.message)
 

@@ -13,11 +13,28 @@ from fleetpulse.api.errors import ApiError
 from fleetpulse.api.params import DAY_MS, check_range, parse_int, parse_limit, parse_time_ms
 from fleetpulse.api.render import dead_letter_json, encoder, event_json
 from fleetpulse.model.vocabulary import EVENT_TYPES
+from fleetpulse.store.base import StoredEvent
 
 EVENTS_DEFAULT_LIMIT = 100
 EVENTS_MAX_LIMIT = 10_000
 DEAD_LETTERS_DEFAULT_LIMIT = 100
 DEAD_LETTERS_MAX_LIMIT = 10_000
+
+
+def _next_page_query(
+    found: list[StoredEvent], from_ms: int, to_ms: int, limit: int, after_id: int
+) -> dict[str, str | int]:
+    """Return the query of the page after ``found``, which held ``limit`` events."""
+    query: dict[str, str | int] = {"from": from_ms, "limit": limit}
+    if after_id:
+        # Oldest first after an id: the next page starts after this page's last id.
+        query["to"] = to_ms
+        query["after_id"] = found[-1].id
+    else:
+        # NOTE: newest-first pages are cut by time. Events that share the oldest ts_ms of
+        # this page with events left out are skipped; after_id paging has no such gap.
+        query["to"] = found[-1].event.ts_ms
+    return query
 
 
 def event_routes(ctx: ApiContext) -> list[Route]:
@@ -39,18 +56,11 @@ def event_routes(ctx: ApiContext) -> list[Route]:
                 f"type={event_type!r} is not an event type; use one of {', '.join(EVENT_TYPES)}",
             )
         found = await ctx.store.events(device_id, event_type, from_ms, to_ms, limit, after_id)
+
         body: dict[str, object] = {"count": len(found), "events": [event_json(e) for e in found]}
         body["next"] = None
         if len(found) == limit:
-            query: dict[str, str | int] = {"from": from_ms, "limit": limit}
-            if after_id:
-                # Oldest first after an id: the next page starts after this page's last id.
-                query["to"] = to_ms
-                query["after_id"] = found[-1].id
-            else:
-                # NOTE: newest first pages by time, so events sharing the oldest ts_ms of
-                # this page with ones left out are skipped; after_id paging has no gap.
-                query["to"] = found[-1].event.ts_ms
+            query = _next_page_query(found, from_ms, to_ms, limit, after_id)
             if device_id:
                 query["device_id"] = device_id
             if event_type:

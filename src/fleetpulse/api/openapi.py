@@ -1,7 +1,7 @@
 """The OpenAPI 3.1 document of the HTTP API, served at ``GET /openapi.json``.
 
 Request and response schemas of the model structs come from msgspec, so the document
-cannot drift from the structs; the answer envelopes are written out here.
+cannot drift from the structs; the response envelopes are written out here.
 """
 
 from __future__ import annotations
@@ -30,11 +30,11 @@ def _json_content(schema: dict[str, Any]) -> dict[str, Any]:
     return {"application/json": {"schema": schema}}
 
 
-def _answer(description: str, schema: dict[str, Any]) -> dict[str, Any]:
+def _response(description: str, schema: dict[str, Any]) -> dict[str, Any]:
     return {"description": description, "content": _json_content(schema)}
 
 
-_ERROR = _answer("An error, with a message that says what to do", _ref("Error"))
+_ERROR = _response("An error, with a message that names the next step", _ref("Error"))
 
 _TIME_PARAM_DOC = "Epoch milliseconds or RFC 3339 with an offset."
 
@@ -200,11 +200,13 @@ def _paths() -> dict[str, Any]:
                     },
                 },
                 "responses": {
-                    "202": _answer("Records accepted (some may be rejected)", _ref("IngestResult")),
+                    "202": _response(
+                        "Records accepted (some may be rejected)", _ref("IngestResult")
+                    ),
                     "400": _ERROR,
                     "413": _ERROR,
                     "415": _ERROR,
-                    "503": _answer("Queue full: retry after Retry-After seconds", _ref("Error")),
+                    "503": _response("Queue full: retry after Retry-After seconds", _ref("Error")),
                 },
             }
         },
@@ -212,7 +214,7 @@ def _paths() -> dict[str, Any]:
             "get": {
                 "summary": "Latest state of every vehicle",
                 "responses": {
-                    "200": _answer("Vehicles", _list_of("vehicles", _ref("VehicleView")))
+                    "200": _response("Vehicles", _list_of("vehicles", _ref("VehicleView")))
                 },
             }
         },
@@ -220,7 +222,7 @@ def _paths() -> dict[str, Any]:
             "get": {
                 "summary": "Latest state of one vehicle",
                 "parameters": [_DEVICE_PATH],
-                "responses": {"200": _answer("The vehicle", _ref("VehicleView")), "404": _ERROR},
+                "responses": {"200": _response("The vehicle", _ref("VehicleView")), "404": _ERROR},
             }
         },
         "/v1/vehicles/{device_id}/positions": {
@@ -228,7 +230,7 @@ def _paths() -> dict[str, Any]:
                 "summary": "A vehicle's records in a time range, oldest first",
                 "parameters": [_DEVICE_PATH, _FROM, _TO, _limit(1000, 10_000)],
                 "responses": {
-                    "200": _answer(
+                    "200": _response(
                         "Positions", _list_of("positions", _ref("Position"), paged=True)
                     ),
                     "400": _ERROR,
@@ -240,7 +242,7 @@ def _paths() -> dict[str, Any]:
                 "summary": "A vehicle's trips that started in a time range",
                 "parameters": [_DEVICE_PATH, _FROM, _TO],
                 "responses": {
-                    "200": _answer("Trips", _list_of("trips", _ref("Trip"))),
+                    "200": _response("Trips", _list_of("trips", _ref("Trip"))),
                     "400": _ERROR,
                 },
             }
@@ -266,7 +268,7 @@ def _paths() -> dict[str, Any]:
                     ),
                 ],
                 "responses": {
-                    "200": _answer("Events", _list_of("events", _ref("Event"), paged=True)),
+                    "200": _response("Events", _list_of("events", _ref("Event"), paged=True)),
                     "400": _ERROR,
                 },
             }
@@ -274,7 +276,7 @@ def _paths() -> dict[str, Any]:
         "/v1/fleet/summary": {
             "get": {
                 "summary": "Vehicles by motion, events in the last hour, distance today",
-                "responses": {"200": _answer("Summary", _ref("FleetSummary"))},
+                "responses": {"200": _response("Summary", _ref("FleetSummary"))},
             }
         },
         **_report_paths(),
@@ -292,7 +294,7 @@ def _paths() -> dict[str, Any]:
                     ),
                 ],
                 "responses": {
-                    "200": _answer("Dead letters", _list_of("dead_letters", _ref("DeadLetter"))),
+                    "200": _response("Dead letters", _list_of("dead_letters", _ref("DeadLetter"))),
                     "400": _ERROR,
                 },
             }
@@ -341,8 +343,8 @@ def _paths() -> dict[str, Any]:
             "get": {
                 "summary": "Health of every stage",
                 "responses": {
-                    "200": _answer("Healthy", _ref("Health")),
-                    "503": _answer("A stage is failing", _ref("Health")),
+                    "200": _response("Healthy", _ref("Health")),
+                    "503": _response("A stage is failing", _ref("Health")),
                 },
             }
         },
@@ -461,13 +463,13 @@ def _notify_paths() -> dict[str, Any]:
             "error": {"type": "string"},
         },
     }
-    unavailable = _answer("Notifications do not run in this process", _ref("Error"))
+    unavailable = _response("Notifications do not run in this process", _ref("Error"))
     return {
         "/v1/notify/rules": {
             "get": {
                 "summary": "Notification rules from the config file and the API",
                 "responses": {
-                    "200": _answer("Rules", _list_of("rules", listed)),
+                    "200": _response("Rules", _list_of("rules", listed)),
                     "503": unavailable,
                 },
             },
@@ -475,9 +477,9 @@ def _notify_paths() -> dict[str, Any]:
                 "summary": "Add a notification rule, kept in the data folder",
                 "requestBody": {"required": True, "content": _json_content(posted)},
                 "responses": {
-                    "201": _answer("The rule as stored", listed),
+                    "201": _response("The rule as stored", listed),
                     "400": _ERROR,
-                    "409": _answer("The id is taken", _ref("Error")),
+                    "409": _response("The id is taken", _ref("Error")),
                     "413": _ERROR,
                     "503": unavailable,
                 },
@@ -490,7 +492,7 @@ def _notify_paths() -> dict[str, Any]:
                 "responses": {
                     "204": {"description": "Deleted"},
                     "404": _ERROR,
-                    "409": _answer("A rule from the config file", _ref("Error")),
+                    "409": _response("A rule from the config file", _ref("Error")),
                     "503": unavailable,
                 },
             }
@@ -500,7 +502,7 @@ def _notify_paths() -> dict[str, Any]:
                 "summary": "Notifications given up after their last attempt, newest first",
                 "parameters": [_limit(100, 10_000)],
                 "responses": {
-                    "200": _answer("Dead letters", _list_of("dead_letters", dead_letter)),
+                    "200": _response("Dead letters", _list_of("dead_letters", dead_letter)),
                     "400": _ERROR,
                     "503": unavailable,
                 },

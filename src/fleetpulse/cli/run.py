@@ -23,7 +23,7 @@ def add_parser(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "run",
         help="serve ingest, processing and the query API in one process",
-        description="Serve POST /v1/telemetry, process the records and answer the query API, "
+        description="Serve POST /v1/telemetry, process the records and serve the query API, "
         "all in one process with the queue and store in --data-dir. Stop with Ctrl-C.",
     )
     add_server_options(parser)

@@ -174,7 +174,7 @@ class IngestService:
         Writes one dead letter holding the start of the body, cut to
         ``ingest.dead_letter_raw_bytes``, and counts the request as one received and
         one rejected record. The status comes from ``REQUEST_ERROR_STATUS``, else 400.
-        ``device_id`` is set when the transport knows the sender, as a TCP session does.
+        ``device_id`` is set when the transport identifies the sender, as a TCP session does.
         """
         status = REQUEST_ERROR_STATUS.get(reason, 400)
         log.debug(

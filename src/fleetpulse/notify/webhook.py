@@ -24,7 +24,7 @@ RETRIABLE_STATUSES = frozenset({408, 425, 429})
 
 
 def redact_url(url: str) -> str:
-    """Return ``url`` without its credentials and query, for answers, dead letters and logs.
+    """Return ``url`` without its credentials and query, for responses, dead letters and logs.
 
     Chat and automation services put their secret token in the webhook URL itself, in
     the user part or the query, so neither may leave the process.

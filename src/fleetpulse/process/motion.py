@@ -118,7 +118,7 @@ def _with_fix(
     speed_kmh = reported_kmh if reported_kmh is not None else implied_kmh
     if reported_kmh is None and implied_kmh is not None:
         # Two fixes milliseconds apart turn metres of GPS noise into thousands of km/h.
-        # A hop too short to be a jump but implying an impossible speed says nothing
+        # A hop too short to be a jump but implying an impossible speed tells nothing
         # about the vehicle's speed.
         if implied_kmh > thresholds.gps_jump_speed_kmh:
             speed_kmh = None

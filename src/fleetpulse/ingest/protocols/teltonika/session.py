@@ -36,7 +36,7 @@ RAW_PREVIEW_BYTES: Final = 64
 
 @dataclass
 class SessionContext:
-    """What every connection of one listener shares."""
+    """State shared by every connection of one listener."""
 
     settings: Settings
     ingest: IngestService
@@ -109,8 +109,8 @@ class DeviceSession:
                 try:
                     imei = self._framer.next_imei()
                 except FrameError:
-                    # A malformed IMEI gets the same refusal byte as an unknown one, so
-                    # the device sees an answer before the connection closes.
+                    # A malformed IMEI gets the same reject byte as an unknown one, so the
+                    # device receives a reply before the connection closes.
                     self.writer.write(IMEI_REJECTED)
                     with contextlib.suppress(ConnectionError):
                         await self.writer.drain()
