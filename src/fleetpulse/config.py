@@ -30,6 +30,12 @@ class ServerSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     port: int = 8080
     data_dir: str = "fleetpulse-data"
     log_level: str = "info"
+    # Without [auth] enabled, a host other than loopback stops the start unless this is
+    # true, because anyone who reaches the address could send and read telemetry.
+    allow_unauthenticated: bool = False
+    # PEM files for HTTPS; both empty serves plain HTTP.
+    tls_cert_file: str = ""
+    tls_key_file: str = ""
 
 
 class IngestSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -48,27 +54,91 @@ class IngestSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     dead_letter_raw_bytes: int = 2048
     # Seconds sent in Retry-After when the queue is full: how long a client should wait.
     retry_after_s: int = 1
+    # Bytes of HTTP request bodies being read, decoded or published at once. Beyond it a
+    # request gets 503 overloaded, which bounds ingest memory under a surge.
+    max_inflight_bytes: int = 64 * 1024 * 1024
+    # Token bucket per device id over every protocol: records per second and bucket size.
+    # 0 records/s turns the limit off.
+    device_rate_records_per_s: float = 0.0
+    device_burst_records: int = 600
 
 
 class QueueSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """The message queue between ingest and processing."""
 
-    backend: Literal["sqlite"] = "sqlite"
+    # "sqlite": queue.db in server.data_dir. "jetstream": a NATS JetStream stream (see
+    # [nats]) that several ingest and process processes share.
+    backend: Literal["sqlite", "jetstream"] = "sqlite"
     # Bounded so a burst turns into back-pressure (503) instead of memory or disk growth.
     capacity_records: int = 2_000_000
     # "full" survives power loss; "normal" survives a process crash and is faster.
     synchronous: Literal["full", "normal"] = "full"
-    fetch_max_records: int = 5_000
+    # Records per processing round at most. Larger rounds write each vehicle's row and
+    # the index pages it touches once per round, which costs less per record when the
+    # queue has a backlog.
+    fetch_max_records: int = 20_000
+    # JetStream only: vehicles are spread over this many partitions, the unit that one
+    # processor owns. Fixed for the life of a stream, because it maps vehicles to subjects.
+    partitions: int = 16
+
+
+class NatsSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """The NATS server of the JetStream queue (``[queue] backend = "jetstream"``)."""
+
+    # User and password may be in the URL; fleetpulse logs the URL without them.
+    url: str = "nats://127.0.0.1:4222"
+    connect_timeout_s: float = 5.0
+    # Timeout of each publish, acknowledgement and JetStream API request.
+    request_timeout_s: float = 5.0
+    # Attempts of one publish, with the same message id, before ingest gets an error.
+    publish_attempts: int = 3
+    stream: str = "fleetpulse-records"
+    # Records of partition p go to subject "<subject_prefix>.<p>".
+    subject_prefix: str = "fleetpulse.records"
+    # JetStream drops a message whose Nats-Msg-Id it stored this recently, so a retried
+    # publish is stored once.
+    duplicate_window_s: float = 120.0
+    # The stream stops accepting publishes (ingest answers 503) at this size.
+    max_stream_bytes: int = 1024 * 1024 * 1024
+    # A message handed out and not acknowledged for this long is delivered again.
+    ack_wait_s: float = 30.0
+    # A processor that stops renewing its partition leases loses them after this long,
+    # and another processor takes the partitions over.
+    lease_ttl_s: float = 6.0
+    # Messages requested per partition at once, which bounds what a processor buffers.
+    pull_batch: int = 64
+    # How often depth() re-reads the stream's message count from the server.
+    depth_refresh_s: float = 1.0
 
 
 class StoreSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """The store of records, events, trips, vehicle state and dead letters."""
 
-    backend: Literal["sqlite"] = "sqlite"
+    # "sqlite": store.db in server.data_dir. "postgres": the server of [postgres] dsn,
+    # which several processes can write at once.
+    backend: Literal["sqlite", "postgres"] = "sqlite"
     retention_days: float = 90.0
     # "full" because the processor acknowledges the queue once the store commit returns:
     # a store commit lost to a power cut would lose records the queue already deleted.
     synchronous: Literal["full", "normal"] = "full"
+
+
+class PostgresSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """The PostgreSQL store, used when ``[store] backend = "postgres"``."""
+
+    # libpq-style URI. A password may be in it, or in PGPASSWORD or ~/.pgpass instead.
+    dsn: str = "postgresql://fleetpulse@127.0.0.1:5432/fleetpulse"
+    pool_min_size: int = 2
+    pool_max_size: int = 10
+    connect_timeout_s: float = 10.0
+    # The server cancels a statement that runs longer, so a stuck query fails the call.
+    statement_timeout_s: float = 60.0
+    # Width of one records partition. Retention drops whole partitions.
+    partition_days: int = 7
+    # Partitions created beyond the one a write needs, so most writes need no DDL.
+    partitions_ahead: int = 2
+    # False: start() rejects an old schema and `fleetpulse db upgrade` migrates it.
+    auto_upgrade: bool = False
 
 
 class ProcessSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -156,6 +226,13 @@ class TeltonikaSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True)
     log_frames: bool = False
     # Raw frames logged per second at most, when log_frames is on.
     log_frames_per_s: int = 10
+    # PEM files for TLS; both empty accepts plain TCP.
+    tls_cert_file: str = ""
+    tls_key_file: str = ""
+    # Open connections at most, and per remote address (0: no per-address limit, because
+    # carrier-grade NAT puts many devices behind one address).
+    max_connections: int = 10_000
+    max_connections_per_address: int = 0
 
 
 class OsmandSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -168,6 +245,14 @@ class OsmandSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     # Traccar Client sends knots; the OsmAnd app sends m/s.
     speed_unit: Literal["knots", "kmh", "mps"] = "knots"
     log_frames: bool = False
+    # PEM files for HTTPS; both empty serves plain HTTP.
+    tls_cert_file: str = ""
+    tls_key_file: str = ""
+    # With [auth] enabled, true requires a device token in every request. False also
+    # accepts a request without one from a device id that has a device key.
+    require_token: bool = False
+    # Connections and requests in progress at most; beyond it uvicorn responds with 503.
+    max_connections: int = 1000
 
 
 class MqttSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -213,6 +298,12 @@ class LiveSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     max_buffered_events: int = 10_000
     # Each client costs a sender task and its buffers, so their number is bounded.
     max_clients: int = 100
+    # How stored batches reach the live hub: "local" is a call inside one process, and
+    # "nats" a NATS subject between process and API processes. "auto" picks "nats" when
+    # the queue is JetStream.
+    bus: Literal["auto", "local", "nats"] = "auto"
+    # NATS core subject of the "nats" bus. Deployments that share a NATS server need one each.
+    subject: str = "fleetpulse.live"
 
 
 class NotifyRule(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -261,6 +352,16 @@ class NotifySettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     rules: list[NotifyRule] = []
 
 
+class AuthSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """API keys and device tokens, described in ``docs/security.md``."""
+
+    enabled: bool = False
+    # JSON file of key hashes, written by `fleetpulse keys`; empty: keys.json in data_dir.
+    key_file: str = ""
+    # True serves GET /metrics without a key, for a scraper on a trusted network.
+    metrics_public: bool = False
+
+
 class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """All settings of a fleetpulse process."""
 
@@ -268,6 +369,7 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     ingest: IngestSettings = IngestSettings()
     queue: QueueSettings = QueueSettings()
     store: StoreSettings = StoreSettings()
+    postgres: PostgresSettings = PostgresSettings()
     process: ProcessSettings = ProcessSettings()
     detectors: DetectorSettings = DetectorSettings()
     teltonika: TeltonikaSettings = TeltonikaSettings()
@@ -276,6 +378,8 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     web: WebSettings = WebSettings()
     live: LiveSettings = LiveSettings()
     notify: NotifySettings = NotifySettings()
+    auth: AuthSettings = AuthSettings()
+    nats: NatsSettings = NatsSettings()
     vehicles: dict[str, VehicleSettings] = {}
     geofences: list[Geofence] = []
 
@@ -292,6 +396,7 @@ SECTIONS = (
     "ingest",
     "queue",
     "store",
+    "postgres",
     "process",
     "detectors",
     "teltonika",
@@ -300,6 +405,8 @@ SECTIONS = (
     "web",
     "live",
     "notify",
+    "auth",
+    "nats",
 )
 
 

@@ -34,6 +34,31 @@ QUEUE_FULL = Counter(
     ["source"],
     registry=REGISTRY,
 )
+OVERLOADED = Counter(
+    "fleetpulse_ingest_overloaded",
+    "Requests answered 503 overloaded because ingest.max_inflight_bytes was in progress.",
+    ["source"],
+    registry=REGISTRY,
+)
+STORAGE_FULL = Counter(
+    "fleetpulse_storage_full",
+    "Requests answered 503 storage_full because the queue's disk was full.",
+    ["source"],
+    registry=REGISTRY,
+)
+DATABASE_FULL = Gauge(
+    "fleetpulse_database_full",
+    "1 while the last commit to this SQLite file failed because its disk was full, else 0.",
+    ["file"],
+    registry=REGISTRY,
+)
+AUTH_REJECTED = Counter(
+    "fleetpulse_auth_rejected",
+    "API and WebSocket requests answered 401 or 403, by reason: missing_key, invalid_key "
+    "or insufficient_scope.",
+    ["reason"],
+    registry=REGISTRY,
+)
 RECORDS_NO_FIX = Counter(
     "fleetpulse_records_no_fix",
     "Processed records without a GPS fix (valid=false or exactly 0,0).",
@@ -73,6 +98,13 @@ PROCESSING_LAG = Gauge(
 VEHICLES_TRACKED = Gauge(
     "fleetpulse_vehicles_tracked",
     "Vehicles whose processing state is held in memory.",
+    registry=REGISTRY,
+)
+LIVE_BUS_MESSAGES = Counter(
+    "fleetpulse_live_bus_messages",
+    "Messages of the NATS live bus by outcome: sent, failed (publish raised), dropped "
+    "(backlog full), received, undecodable.",
+    ["outcome"],
     registry=REGISTRY,
 )
 STAGE_SECONDS = Histogram(

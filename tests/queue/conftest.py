@@ -8,11 +8,14 @@ from typing import Any
 
 import pytest
 
+from fleetpulse.config import NatsSettings
 from fleetpulse.queue.base import Queue, open_queue
+from tests.nats_server import NatsServer
+from tests.nats_server import nats_server_fixture as nats_server_fixture
 from tests.queue.queue_helpers import OpenQueue, make_settings
 
 # Backends the contract tests run against; a new backend adds its name here.
-BACKENDS = ["sqlite"]
+BACKENDS = ["sqlite", "jetstream"]
 
 
 @pytest.fixture(params=BACKENDS)
@@ -21,13 +24,20 @@ async def open_test_queue(
 ) -> AsyncIterator[OpenQueue]:
     """A function that opens (or reopens) the backend's queue on one data dir.
 
+    The JetStream backend gets its own nats-server, shared by every queue of the test.
+
     Keyword arguments override ``[queue]`` settings. Queues still open at the end of
     the test are closed.
     """
     opened: list[Queue] = []
+    nats = None
+    if request.param == "jetstream":
+        server: NatsServer = request.getfixturevalue("nats_server")
+        nats = NatsSettings(url=server.url)
 
     async def open_(**queue_fields: Any) -> Queue:
-        queue = open_queue(make_settings(request.param, tmp_path / "data", **queue_fields))
+        settings = make_settings(request.param, tmp_path / "data", nats, **queue_fields)
+        queue = open_queue(settings)
         await queue.start()
         opened.append(queue)
         return queue

@@ -8,7 +8,7 @@ from typing import Any
 
 import msgspec
 
-from fleetpulse.config import QueueSettings, ServerSettings, Settings
+from fleetpulse.config import NatsSettings, QueueSettings, ServerSettings, Settings
 from fleetpulse.model.record import Record
 from fleetpulse.queue.base import Queue
 
@@ -16,9 +16,13 @@ from fleetpulse.queue.base import Queue
 OpenQueue = Callable[..., Awaitable[Queue]]
 
 
-def make_settings(backend: str, data_dir: Path, **queue_fields: Any) -> Settings:
+def make_settings(
+    backend: str, data_dir: Path, nats: NatsSettings | None = None, **queue_fields: Any
+) -> Settings:
     queue = msgspec.structs.replace(QueueSettings(), backend=backend, **queue_fields)
-    return Settings(server=ServerSettings(data_dir=str(data_dir)), queue=queue)
+    return Settings(
+        server=ServerSettings(data_dir=str(data_dir)), queue=queue, nats=nats or NatsSettings()
+    )
 
 
 def make_records(device_id: str, first_ts_ms: int, count: int) -> list[Record]:

@@ -44,7 +44,13 @@ async def test_fetch_returns_publish_order(open_test_queue: OpenQueue) -> None:
 
     deliveries = await fetch_all(queue)
 
-    assert keys(deliveries) == [key for batch in batches for key in record_keys(batch)]
+    # The contract orders each vehicle's records; vehicles in different partitions of a
+    # partitioned backend may interleave in any order.
+    published = [key for batch in batches for key in record_keys(batch)]
+    for device_id in ("v1", "v2"):
+        fetched = [key for key in keys(deliveries) if key[0] == device_id]
+        assert fetched == [key for key in published if key[0] == device_id], device_id
+    assert sorted(keys(deliveries)) == sorted(published)
 
 
 async def test_fetch_returns_records_unchanged(open_test_queue: OpenQueue) -> None:
@@ -203,8 +209,10 @@ async def test_depth_counts_unacked(open_test_queue: OpenQueue) -> None:
     deliveries = await fetch_all(queue)
     assert queue.depth() == 10
 
+    # Which vehicle's message comes first is up to the backend when they are in
+    # different partitions.
     await queue.ack(deliveries[:1])
-    assert queue.depth() == 6
+    assert queue.depth() == 10 - len(deliveries[0].records)
 
 
 async def test_depth_survives_restart(open_test_queue: OpenQueue) -> None:
@@ -227,7 +235,7 @@ async def test_ack_twice_harmless(open_test_queue: OpenQueue) -> None:
     await queue.ack(deliveries[:1])
     await queue.ack(deliveries[:1])
 
-    assert queue.depth() == 6
+    assert queue.depth() == 10 - len(deliveries[0].records)
 
 
 async def test_publish_empty_noop(open_test_queue: OpenQueue) -> None:

@@ -8,7 +8,7 @@ from typing import Any
 
 import msgspec
 
-from fleetpulse.config import ServerSettings, Settings, StoreSettings
+from fleetpulse.config import PostgresSettings, ServerSettings, Settings, StoreSettings
 from fleetpulse.model.event import Event
 from fleetpulse.model.record import EnrichedRecord, Record
 from fleetpulse.model.vehicle import VehicleView
@@ -18,9 +18,15 @@ from fleetpulse.store.base import Store, VehicleSnapshot
 OpenStore = Callable[..., Awaitable[Store]]
 
 
-def make_settings(backend: str, data_dir: Path, **store_fields: Any) -> Settings:
+def make_settings(
+    backend: str, data_dir: Path, postgres_dsn: str | None = None, **store_fields: Any
+) -> Settings:
+    """Return settings for ``backend``. The postgres store upgrades its fresh database."""
     store = msgspec.structs.replace(StoreSettings(), backend=backend, **store_fields)
-    return Settings(server=ServerSettings(data_dir=str(data_dir)), store=store)
+    postgres = PostgresSettings()
+    if postgres_dsn is not None:
+        postgres = PostgresSettings(dsn=postgres_dsn, auto_upgrade=True)
+    return Settings(server=ServerSettings(data_dir=str(data_dir)), store=store, postgres=postgres)
 
 
 def make_enriched(device_id: str, ts_ms: int, distance_m: float = 10.0) -> EnrichedRecord:

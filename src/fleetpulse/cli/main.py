@@ -8,16 +8,21 @@ import sys
 from collections.abc import Sequence
 
 from fleetpulse import __version__
-from fleetpulse.cli import demo, evaluate, replay, run, simulate
+from fleetpulse.cli import api, db, demo, evaluate, ingest, keys, process, replay, run, simulate
 
 DESCRIPTION = """\
 fleetpulse: a real-time vehicle telemetry pipeline.
 
   fleetpulse run        serve ingest, processing and the query API in one process
   fleetpulse demo       run plus a simulated fleet, with a live summary
+  fleetpulse ingest     only ingest, for a deployment on several machines
+  fleetpulse process    only processing, for a deployment on several machines
+  fleetpulse api        only the query API and live stream, for such a deployment
   fleetpulse simulate   drive a running server with a simulated fleet
   fleetpulse replay     send recorded drives (GPX, GeoJSON, CSV, JSON) to a server
   fleetpulse evaluate   score every detector against simulated fleets with known truth
+  fleetpulse keys       create, list and revoke API keys and device tokens
+  fleetpulse db         upgrade or inspect the schema of the PostgreSQL store
 """
 
 
@@ -32,9 +37,14 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     run.add_parser(subparsers)
     demo.add_parser(subparsers)
+    ingest.add_parser(subparsers)
+    process.add_parser(subparsers)
+    api.add_parser(subparsers)
     simulate.add_parser(subparsers)
     replay.add_parser(subparsers)
     evaluate.add_parser(subparsers)
+    keys.add_parser(subparsers)
+    db.add_parser(subparsers)
     return parser
 
 

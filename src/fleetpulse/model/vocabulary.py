@@ -18,6 +18,12 @@ INVALID_JSON: Final = "invalid_json"
 UNSUPPORTED_MEDIA_TYPE: Final = "unsupported_media_type"
 # A device protocol frame that cannot be decoded (bad preamble, CRC or record counts).
 INVALID_FRAME: Final = "invalid_frame"
+# With [auth] enabled: a device request without a valid device token, and a record of a
+# device that neither its token nor the key file covers.
+UNAUTHORIZED: Final = "unauthorized"
+DEVICE_NOT_ALLOWED: Final = "device_not_allowed"
+# Records over the per-device limit [ingest] device_rate_records_per_s.
+RATE_LIMITED: Final = "rate_limited"
 
 REJECT_REASONS: Final = (
     MISSING_FIELD,
@@ -34,11 +40,19 @@ REJECT_REASONS: Final = (
     INVALID_JSON,
     UNSUPPORTED_MEDIA_TYPE,
     INVALID_FRAME,
+    UNAUTHORIZED,
+    DEVICE_NOT_ALLOWED,
+    RATE_LIMITED,
 )
 
 # Error codes of ingest responses that are not reject reasons, because nothing was wrong
-# with the request. queue_full and unavailable are retriable; internal_error is a bug.
+# with the request. internal_error is a bug, and the others are retriable: queue_full
+# (the queue is at capacity), overloaded (ingest.max_inflight_bytes of requests are in
+# progress), storage_full (the disk of the queue is full) and unavailable (another
+# backend failure).
 ERROR_QUEUE_FULL: Final = "queue_full"
+ERROR_OVERLOADED: Final = "overloaded"
+ERROR_STORAGE_FULL: Final = "storage_full"
 ERROR_UNAVAILABLE: Final = "unavailable"
 ERROR_INTERNAL: Final = "internal_error"
 

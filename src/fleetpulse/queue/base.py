@@ -12,13 +12,16 @@ JetStream:
   after a restart (at-least-once), so consumers must be idempotent.
 - ``ack`` advances the consumer's committed offset; acknowledged messages are never
   delivered again.
+- A backend shared by several consumers gives each partition to one consumer at a time.
+  ``owned_partitions`` names this consumer's partitions, and the ownership listener is
+  awaited inside ``fetch``, before records of a newly acquired partition are handed out.
 """
 
 from __future__ import annotations
 
 import abc
 import zlib
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -37,6 +40,10 @@ class Delivery:
     records: list[Record]
     # Backend-specific acknowledgement handle (a JetStream message, for example).
     token: Any = field(default=None, repr=False)
+
+
+# Awaited with (acquired, released) partitions when this consumer's ownership changes.
+OwnershipListener = Callable[[frozenset[int], frozenset[int]], Awaitable[None]]
 
 
 def partition_of(device_id: str, partitions: int) -> int:
@@ -72,6 +79,22 @@ class Queue(abc.ABC):
     def depth(self) -> int:
         """Return the number of records published and not yet acknowledged."""
 
+    def owned_partitions(self) -> frozenset[int] | None:
+        """Return the partitions this consumer processes, or None when it processes all.
+
+        A backend with one consumer, such as SQLite, returns None.
+        """
+        return None
+
+    def set_ownership_listener(self, listener: OwnershipListener | None) -> None:
+        """Register the coroutine awaited in ``fetch`` with (acquired, released) partitions.
+
+        The listener runs before any record of an acquired partition is handed out, and
+        after a released partition's records stop being handed out. A backend that hands
+        every partition to its one consumer never calls it.
+        """
+        return None
+
 
 def open_queue(settings: Settings) -> Queue:
     """Build the queue backend chosen by ``[queue] backend``."""
@@ -79,4 +102,8 @@ def open_queue(settings: Settings) -> Queue:
         from fleetpulse.queue.sqlite import SqliteQueue
 
         return SqliteQueue(settings)
+    if settings.queue.backend == "jetstream":
+        from fleetpulse.queue.jetstream import JetStreamQueue
+
+        return JetStreamQueue(settings)
     raise ValueError(f"unknown queue backend {settings.queue.backend!r}")

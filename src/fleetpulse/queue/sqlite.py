@@ -12,6 +12,7 @@ every row still present (published and not acknowledged) is delivered again.
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import sqlite3
 from collections.abc import Sequence
@@ -21,7 +22,7 @@ from typing import TYPE_CHECKING
 
 import msgspec
 
-from fleetpulse.errors import QueueError, QueueFullError
+from fleetpulse.errors import QueueError, QueueFullError, QueueStorageFullError
 from fleetpulse.metrics import QUEUE_DEPTH
 from fleetpulse.model.record import Record
 from fleetpulse.queue.base import Delivery, Queue
@@ -88,7 +89,8 @@ class SqliteQueue(Queue):
         try:
             self._data_dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise QueueError(f"cannot create data directory {self._data_dir}: {exc}") from exc
+            error_type = QueueStorageFullError if exc.errno == errno.ENOSPC else QueueError
+            raise error_type(f"cannot create data directory {self._data_dir}: {exc}") from exc
 
         path = self._path
         synchronous = self._synchronous
@@ -124,7 +126,8 @@ class SqliteQueue(Queue):
         """Append records as one row and return once the row is committed.
 
         Raises QueueFullError when the records would take the queue past its capacity,
-        and QueueError when the file cannot be written (a full disk included).
+        QueueStorageFullError when the disk is full and QueueError when the file cannot
+        be written for another reason.
         """
         count = len(records)
         if count == 0:
@@ -134,7 +137,9 @@ class SqliteQueue(Queue):
             raise QueueFullError(self._depth, self._capacity)
 
         payload = self._encoder.encode(records if isinstance(records, list) else list(records))
-        committed = writer.enqueue(partial(_insert_batch, count, payload), "publish")
+        committed = writer.enqueue(
+            partial(_insert_batch, count, payload), "publish", one_statement=True
+        )
         # Reserved before the commit, so concurrent publishes cannot overshoot capacity.
         # The callback settles the reservation even if the caller is cancelled.
         self._depth += count
@@ -175,7 +180,7 @@ class SqliteQueue(Queue):
             return
         writer = self._require_writer("ack")
         offsets = msgspec.json.encode([delivery.offset for delivery in deliveries])
-        committed = writer.enqueue(partial(_delete_batches, offsets), "ack")
+        committed = writer.enqueue(partial(_delete_batches, offsets), "ack", one_statement=True)
         committed.add_done_callback(self._settle_ack)
         await asyncio.shield(committed)
 

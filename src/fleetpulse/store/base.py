@@ -232,4 +232,8 @@ def open_store(settings: Settings) -> Store:
         from fleetpulse.store.sqlite import SqliteStore
 
         return SqliteStore(settings)
+    if settings.store.backend == "postgres":
+        from fleetpulse.store.postgres import PostgresStore
+
+        return PostgresStore(settings)
     raise ValueError(f"unknown store backend {settings.store.backend!r}")

@@ -1,0 +1,1 @@
+"""Versioned schema migrations of the store backends, shipped as package data."""
