@@ -25,7 +25,8 @@ def add_server_options(parser: argparse.ArgumentParser, default_port: int | None
         "--port",
         type=port_number,
         default=default_port,
-        help="TCP port to listen on; 0 picks a free one (default 8080)",
+        help="TCP port to listen on; 0 picks a free one "
+        f"(default {default_port if default_port is not None else '[server] port, 8080'})",
     )
     parser.add_argument(
         "--log-level",

@@ -231,10 +231,14 @@ class LiveHub:
 
     async def _read_new(self, expected: int) -> list[StoredEvent]:
         if self._last_event_id == 0:
-            # The store had no event when the hub started, and only the processor adds
-            # events, each of them through publish: the newest ``expected`` rows hold
-            # every new one. (after_id 0 cannot page oldest first.)
-            rows = await self.store.events(None, None, ALL_FROM_MS, ALL_TO_MS, expected)
+            # The store had no event when the hub started, so every stored event is new.
+            # Several processors may have stored events whose messages have not arrived
+            # yet, so the read takes at least a page, not only the ``expected`` rows of
+            # this message. (after_id 0 cannot page oldest first.)
+            # NOTE: more than a page stored before this first read would be handed out
+            # only in part: the older ones reach clients as updates, not as new events.
+            limit = max(expected, EVENT_PAGE)
+            rows = await self.store.events(None, None, ALL_FROM_MS, ALL_TO_MS, limit)
             rows.reverse()
             return rows
         rows = []

@@ -2,9 +2,11 @@
 
 Each round fetches a batch, loads the saved state of vehicles not yet in memory,
 processes the batch in a worker thread (the event loop also serves HTTP), writes the
-result to the store and only then acknowledges the queue. A crash between the write and
-the acknowledgement redelivers the batch, and since the saved states already contain the
-newer record times, the replayed records are duplicates and produce nothing.
+result to the store and only then acknowledges the queue. The write and ack of one batch
+run while the next batch is fetched and processed, and batches are written one at a
+time in fetch order. A crash between the write and the acknowledgement redelivers the
+batch, and since the saved states already contain the newer record times, the replayed
+records are duplicates and produce nothing.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from fleetpulse.errors import FleetpulseError
 from fleetpulse.process.batch import process_records, sweep_offline
 from fleetpulse.process.chain import build_chain
 from fleetpulse.process.state import VehicleState, decode_state
-from fleetpulse.queue.base import Delivery, Queue
+from fleetpulse.queue.base import Delivery, Queue, partition_of
 from fleetpulse.store.base import ProcessedBatch, Store
 
 log = logging.getLogger(__name__)
@@ -66,11 +68,16 @@ class Processor:
         # Called with each batch once the store has written it, such as the live hub's
         # publish. It runs on the event loop and must return without blocking.
         self._on_write = on_write
+        # A queue shared by several processors reports which partitions this one owns.
+        queue.set_ownership_listener(self._change_ownership)
         self._chain = build_chain(settings)
         # NOTE: states are never evicted, so memory grows with the number of vehicles seen.
         self._states: dict[str, VehicleState] = {}
         self._task: asyncio.Task[None] | None = None
+        # True while states are loaded or a batch is processed.
         self._busy = False
+        # The store write and ack of the newest processed batch, while they run.
+        self._writing: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         """Start the processing task. Raises RuntimeError if it is already running."""
@@ -79,6 +86,7 @@ class Processor:
         # A new dict, so that a worker thread left over from a cancelled round cannot
         # write into the states of this run.
         self._states = {}
+        self._writing = None
         # Busy until the start-up load is done, so drain() waits for the loaded states.
         self._busy = True
         self._task = asyncio.create_task(self._run(), name="fleetpulse-processor")
@@ -115,11 +123,18 @@ class Processor:
             task = self._task
             if task is None or task.done():
                 raise RuntimeError("processor is not running: see the log for why it stopped")
-            if not self._busy and self._queue.depth() == 0:
+            if not self._busy and self._write_finished() and self._queue.depth() == 0:
                 return True
             if loop.time() >= deadline:
                 return False
             await asyncio.sleep(DRAIN_POLL_S)
+
+    def _write_finished(self) -> bool:
+        # A write that failed is not finished: the task stops on it instead.
+        writing = self._writing
+        if writing is None:
+            return True
+        return writing.done() and not writing.cancelled() and writing.exception() is None
 
     @property
     def failure(self) -> str | None:
@@ -142,14 +157,30 @@ class Processor:
         loop = asyncio.get_running_loop()
         interval_s = self._settings.process.offline_check_interval_s
         next_sweep = loop.time() + interval_s
-        while True:
-            wait_s = min(FETCH_TIMEOUT_S, max(0.0, next_sweep - loop.time()))
-            deliveries = await self._fetch(wait_s)
-            if deliveries:
-                await self._handle(deliveries)
-            if loop.time() >= next_sweep:
-                await self._sweep()
-                next_sweep = loop.time() + interval_s
+        try:
+            while True:
+                wait_s = min(FETCH_TIMEOUT_S, max(0.0, next_sweep - loop.time()))
+                deliveries = await self._fetch(wait_s)
+                if deliveries:
+                    await self._handle(deliveries)
+                else:
+                    await self._finish_writing()
+                if loop.time() >= next_sweep:
+                    await self._finish_writing()
+                    await self._sweep()
+                    next_sweep = loop.time() + interval_s
+        finally:
+            writing = self._writing
+            if writing is not None:
+                if not writing.done():
+                    writing.cancel()
+                    await asyncio.wait([writing])
+                # A write that failed after the last look at it: nothing else reports it.
+                if not writing.cancelled() and writing.exception() is not None:
+                    log.error(
+                        "store write or ack failed while the processor stopped",
+                        exc_info=writing.exception(),
+                    )
 
     async def _fetch(self, wait_s: float) -> list[Delivery]:
         started = time.perf_counter()
@@ -163,8 +194,15 @@ class Processor:
         return deliveries
 
     async def _handle(self, deliveries: list[Delivery]) -> None:
+        """Process a batch, then start its store write and ack once the previous batch's
+        write and ack are done.
+
+        The batch is processed while the previous batch is still being written, so the
+        processing thread and the SQLite writer thread run at the same time. Writes stay
+        in batch order, one at a time, and each batch is acknowledged only after its own
+        write returned.
+        """
         records = [record for delivery in deliveries for record in delivery.records]
-        offsets = _offsets_of(deliveries)
         self._busy = True
         try:
             await self._load_states({record.device_id for record in records})
@@ -174,25 +212,50 @@ class Processor:
                 process_records, self._states, records, self._settings, _now_ms(), self._chain
             )
             metrics.STAGE_SECONDS.labels("process").observe(time.perf_counter() - started)
-
-            await self._write(batch, offsets)
-            oldest_received_at_ms = min(
-                (record.received_at_ms for record in records), default=_now_ms()
-            )
-            metrics.PROCESSING_LAG.set(max(0.0, (_now_ms() - oldest_received_at_ms) / 1000.0))
-
-            started = time.perf_counter()
-            await self._retry(lambda: self._queue.ack(deliveries), "queue ack", offsets)
-            metrics.STAGE_SECONDS.labels("ack").observe(time.perf_counter() - started)
         finally:
             self._busy = False
+
+        await self._finish_writing()
+        oldest_received_at_ms = min(
+            (record.received_at_ms for record in records), default=_now_ms()
+        )
+        self._writing = asyncio.create_task(
+            self._store_and_ack(deliveries, batch, len(records), oldest_received_at_ms),
+            name="fleetpulse-processor-write",
+        )
+
+    async def _finish_writing(self) -> None:
+        """Wait for the write and ack of the previous batch; raise what stopped them."""
+        writing = self._writing
+        if writing is None:
+            return
+        try:
+            await writing
+        finally:
+            if writing.done():
+                self._writing = None
+
+    async def _store_and_ack(
+        self,
+        deliveries: list[Delivery],
+        batch: ProcessedBatch,
+        fetched: int,
+        oldest_received_at_ms: int,
+    ) -> None:
+        offsets = _offsets_of(deliveries)
+        await self._write(batch, offsets)
+        metrics.PROCESSING_LAG.set(max(0.0, (_now_ms() - oldest_received_at_ms) / 1000.0))
+
+        started = time.perf_counter()
+        await self._retry(lambda: self._queue.ack(deliveries), "queue ack", offsets)
+        metrics.STAGE_SECONDS.labels("ack").observe(time.perf_counter() - started)
 
         metrics.RECORDS_PROCESSED.inc(len(batch.records))
         metrics.VEHICLES_TRACKED.set(len(self._states))
         log.debug(
             "batch processed: offsets=%s records=%s stored=%s events=%s",
             offsets,
-            len(records),
+            fetched,
             len(batch.records),
             len(batch.events),
         )
@@ -224,11 +287,62 @@ class Processor:
         except FleetpulseError as exc:
             log.warning("could not list stored vehicles, loading them on demand: error=%s", exc)
             return
-        device_ids = [view.device_id for view in views]
+        # Only vehicles of owned partitions, so that two processors never both report a
+        # vehicle offline. A shared queue owns none before the first fetch, and the
+        # ownership listener loads the vehicles of partitions acquired then.
+        owned = self._queue.owned_partitions()
+        partitions = self._settings.queue.partitions
+        device_ids = [
+            view.device_id
+            for view in views
+            if owned is None or partition_of(view.device_id, partitions) in owned
+        ]
         for start in range(0, len(device_ids), STATE_LOAD_CHUNK):
             await self._load_states(device_ids[start : start + STATE_LOAD_CHUNK])
         metrics.VEHICLES_TRACKED.set(len(self._states))
         log.info("vehicle states loaded: vehicles=%s", len(self._states))
+
+    async def _change_ownership(self, acquired: frozenset[int], released: frozenset[int]) -> None:
+        """Drop the states of vehicles in changed partitions and load those of acquired ones.
+
+        Another processor may have stored newer states of an acquired partition's
+        vehicles, so they are read from the store again even if cached here. The queue
+        awaits this inside fetch, before it hands out records of an acquired partition.
+        """
+        # The previous batch may still be in its store write. It is stored and
+        # acknowledged first, so that the processor taking over a released partition
+        # loads states that include it.
+        await self._finish_writing()
+        partitions = self._settings.queue.partitions
+        changed = acquired | released
+        dropped = [
+            device_id
+            for device_id in self._states
+            if partition_of(device_id, partitions) in changed
+        ]
+        for device_id in dropped:
+            del self._states[device_id]
+
+        loaded = 0
+        if acquired:
+            views = await self._retry(self._store.vehicles, "vehicle list", "-")
+            device_ids = [
+                view.device_id
+                for view in views
+                if partition_of(view.device_id, partitions) in acquired
+            ]
+            for start in range(0, len(device_ids), STATE_LOAD_CHUNK):
+                await self._load_states(device_ids[start : start + STATE_LOAD_CHUNK])
+            loaded = len(device_ids)
+        metrics.VEHICLES_TRACKED.set(len(self._states))
+        log.info(
+            "partition ownership applied: acquired=%s released=%s states_dropped=%s "
+            "states_loaded=%s",
+            sorted(acquired),
+            sorted(released),
+            len(dropped),
+            loaded,
+        )
 
     async def _load_states(self, device_ids: Iterable[str]) -> None:
         missing = sorted(device_id for device_id in device_ids if device_id not in self._states)
