@@ -35,9 +35,20 @@ def bind_tcp(host: str, port: int, hint: str) -> socket.socket:
 
 
 async def start_uvicorn(
-    app: ASGIApp, sock: socket.socket, name: str, interface: str = "auto"
+    app: ASGIApp,
+    sock: socket.socket,
+    name: str,
+    interface: str = "auto",
+    *,
+    tls: tuple[str, str] | None = None,
+    limit_concurrency: int | None = None,
 ) -> tuple[uvicorn.Server, asyncio.Task[None]]:
-    """Serve ``app`` on ``sock`` in a task and return once uvicorn accepts connections."""
+    """Serve ``app`` on ``sock`` in a task and return once uvicorn accepts connections.
+
+    ``tls`` is (certificate file, key file) in PEM, as ``auth.tls.tls_files`` returns.
+    Beyond ``limit_concurrency`` connections and requests in progress uvicorn responds
+    with 503. The access log stays off, because a query string may carry a device token.
+    """
     config = uvicorn.Config(
         app,
         interface=interface,  # type: ignore[arg-type]
@@ -45,6 +56,9 @@ async def start_uvicorn(
         access_log=False,
         lifespan="off",
         timeout_keep_alive=KEEP_ALIVE_S,
+        ssl_certfile=tls[0] if tls else None,
+        ssl_keyfile=tls[1] if tls else None,
+        limit_concurrency=limit_concurrency,
     )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve(sockets=[sock]), name=name)

@@ -15,6 +15,7 @@ from fleetpulse.api.reports import report_routes
 from fleetpulse.api.rules import rule_routes
 from fleetpulse.api.system import system_routes
 from fleetpulse.api.vehicles import vehicle_routes
+from fleetpulse.auth.middleware import auth_middleware
 from fleetpulse.live.hub import LiveHub
 from fleetpulse.notify.notifier import Notifier
 from fleetpulse.web.routes import web_routes
@@ -31,6 +32,8 @@ def create_app(
     ``live_hub`` serves the WebSocket stream ``/v1/live``. Without it the route rejects
     every client, because only a process that runs the processor has live data.
     ``notifier`` serves ``/v1/notify/...``; without it those routes respond with 503.
+    With ``[auth] enabled`` every route requires the key that ``auth.policy`` names.
+    Raises KeyFileError when the key file is invalid or readable by other users.
     """
     routes: list[BaseRoute] = [
         *(extra_routes or []),
@@ -45,6 +48,7 @@ def create_app(
     ]
     return Starlette(
         routes=routes,
+        middleware=[auth_middleware(ctx.settings)],
         exception_handlers={
             ApiError: handle_api_error,
             HTTPException: handle_http_exception,

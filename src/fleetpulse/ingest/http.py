@@ -6,13 +6,21 @@ Responses, all JSON:
   accepted records are durable in the queue. ``errors`` lists at most
   ``MAX_RESPONSE_ERRORS`` rejected records and ``errors_truncated`` counts the rest.
 - 400 invalid JSON, 413 body or batch too large, 415 missing or unsupported
-  Content-Type, 503 with ``Retry-After`` when the queue is full or unavailable,
-  500 on a server bug. The body is ``{"error": {"code": ..., "message": ...}}``.
+  Content-Type, 503 with ``Retry-After`` when the queue is full, its disk is full,
+  ingest is overloaded or a backend is unavailable, 500 on a server bug. The body is
+  ``{"error": {"code": ..., "message": ...}}``.
+- 429 with ``Retry-After`` and code ``rate_limited`` when a device of the batch is over
+  ``[ingest] device_rate_records_per_s``; nothing of the batch is published then.
+
+With ``[auth] enabled`` the auth middleware has checked the device token or admin key.
+Records of devices that a device token does not cover are rejected one by one with
+reason ``device_not_allowed``, like records that fail validation.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from typing import Final
 
 import msgspec
@@ -20,12 +28,21 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from fleetpulse.errors import FleetpulseError, QueueFullError
+from fleetpulse import metrics
+from fleetpulse.auth.devices import IngestGuard
+from fleetpulse.auth.middleware import SCOPE_CREDENTIAL
+from fleetpulse.auth.ratelimit import RateDecision
+from fleetpulse.errors import FleetpulseError, OverloadedError, QueueFullError, StorageFullError
+from fleetpulse.ingest.decode import BodyError, decode_body
 from fleetpulse.ingest.service import IngestRequestError, IngestResult, IngestService, RecordError
+from fleetpulse.model.timestamps import now_ms
 from fleetpulse.model.vocabulary import (
     ERROR_INTERNAL,
+    ERROR_OVERLOADED,
     ERROR_QUEUE_FULL,
+    ERROR_STORAGE_FULL,
     ERROR_UNAVAILABLE,
+    RATE_LIMITED,
     SOURCE_HTTP,
     TOO_LARGE,
 )
@@ -61,27 +78,53 @@ class ErrorResponse(msgspec.Struct, gc=False):
     error: ErrorDetail
 
 
+class _RateLimited(Exception):
+    def __init__(self, decision: RateDecision, message: str) -> None:
+        super().__init__(message)
+        self.decision = decision
+        self.message = message
+
+
 def telemetry_routes(service: IngestService) -> list[Route]:
     """Build the ``POST /v1/telemetry`` route that feeds ``service``."""
+    guard = IngestGuard.shared(service, service.settings)
 
     async def post_telemetry(request: Request) -> Response:
-        return await _handle_telemetry(service, request)
+        return await _handle_telemetry(service, guard, request)
 
     return [Route(TELEMETRY_PATH, post_telemetry, methods=["POST"])]
 
 
-async def _handle_telemetry(service: IngestService, request: Request) -> Response:
+async def _handle_telemetry(
+    service: IngestService, guard: IngestGuard, request: Request
+) -> Response:
     content_type = request.headers.get("content-type")
     retry_after_s = service.settings.ingest.retry_after_s
     try:
         await service.check_content_type(content_type, SOURCE_HTTP)
-        body = await _read_body(service, request)
-        result = await service.ingest_body(body, content_type, SOURCE_HTTP)
+        with service.admit(_content_length(request), SOURCE_HTTP):
+            body = await _read_body(service, request)
+            result = await _ingest(service, guard, request, body, content_type)
     except IngestRequestError as exc:
         return error_response(exc.status, exc.reason, exc.message)
+    except _RateLimited as exc:
+        return error_response(429, RATE_LIMITED, exc.message, exc.decision.retry_after_s)
     except QueueFullError:
         message = f"the queue is full; send the same request again after {retry_after_s} s"
         return error_response(503, ERROR_QUEUE_FULL, message, retry_after_s)
+    except OverloadedError:
+        message = (
+            "ingest is overloaded by requests in progress; send the same request again "
+            f"after {retry_after_s} s"
+        )
+        return error_response(503, ERROR_OVERLOADED, message, retry_after_s)
+    except StorageFullError:
+        # The service has counted and logged it. No record of the request was kept.
+        message = (
+            "the server's disk is full, so no record of the request was kept; send the same "
+            f"request again after {retry_after_s} s"
+        )
+        return error_response(503, ERROR_STORAGE_FULL, message, retry_after_s)
     except ClientDisconnect:
         log.debug("client %s disconnected before sending the whole body", _client(request))
         return Response(status_code=400)
@@ -98,6 +141,65 @@ async def _handle_telemetry(service: IngestService, request: Request) -> Respons
         return _internal_error(request)
 
     return Response(_ENCODER.encode(_accepted_body(result)), status_code=202, media_type=_JSON)
+
+
+async def _ingest(
+    service: IngestService,
+    guard: IngestGuard,
+    request: Request,
+    body: bytes,
+    content_type: str | None,
+) -> IngestResult:
+    """Ingest a body, applying the device check and the rate limit when either is on.
+
+    Raises _RateLimited after writing one dead letter for the rejected request.
+    """
+    if not guard.active:
+        return await service.ingest_body(body, content_type, SOURCE_HTTP)
+
+    # NOTE: these steps repeat IngestService.ingest_body with the guard between decoding
+    # and publishing; a change there must be made here too.
+    received_at_ms = now_ms()
+    started = time.perf_counter()
+    try:
+        batch = decode_body(body, content_type, received_at_ms, service.settings, SOURCE_HTTP)
+    except BodyError as exc:
+        error = await service.reject_request(
+            exc.reason, exc.message, body, SOURCE_HTTP, received_at_ms=received_at_ms
+        )
+        raise error from exc
+    metrics.STAGE_SECONDS.labels("validate").observe(time.perf_counter() - started)
+
+    guarded = guard.filter_devices(
+        batch.records, batch.rejects, request.scope.get(SCOPE_CREDENTIAL)
+    )
+    decision = guard.take(guarded.records)
+    if not decision.admitted:
+        devices = sorted(decision.limited_devices)
+        message = (
+            f"device {devices[0]!r} sends more than {guard.limiter.rate_per_s:g} records/s "
+            f"([ingest] device_rate_records_per_s); nothing of this request was accepted, so "
+            f"send it again after {decision.retry_after_s} s"
+        )
+        log.info(
+            "request rate limited client=%s devices=%d first_device=%s retry_after_s=%d",
+            _client(request),
+            len(devices),
+            devices[0],
+            decision.retry_after_s,
+        )
+        await service.reject_request(
+            RATE_LIMITED,
+            message,
+            body[: service.settings.ingest.dead_letter_raw_bytes],
+            SOURCE_HTTP,
+            received_at_ms=received_at_ms,
+            device_id=devices[0],
+        )
+        raise _RateLimited(decision, message)
+    return await service.ingest_records(
+        guarded.records, guarded.rejects, SOURCE_HTTP, received_at_ms=received_at_ms
+    )
 
 
 def _internal_error(request: Request) -> Response:
@@ -136,6 +238,11 @@ async def _read_body(service: IngestService, request: Request) -> bytes:
             raise await service.reject_request(TOO_LARGE, message, head, SOURCE_HTTP)
         chunks.append(chunk)
     return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+def _content_length(request: Request) -> int | None:
+    declared = request.headers.get("content-length", "")
+    return int(declared) if declared.isdigit() else None
 
 
 def _head(chunks: list[bytes], limit: int) -> bytes:

@@ -10,6 +10,14 @@ consumer retries the same batch and acknowledges nothing, so the broker stops se
 The session is persistent (a fixed client id, clean start off, ``session_expiry_s``), so
 messages left unacknowledged by a stop or a lost connection are sent again by the broker
 when fleetpulse connects again.
+
+The broker authenticates publishers (its own users and ACLs; ``username`` and
+``password`` are fleetpulse's login). With ``[auth] enabled`` a record is accepted only
+for the device its topic names, and only if a device token in the key file lists that
+device, else it is rejected with reason ``device_not_allowed``. Records over
+``[ingest] device_rate_records_per_s`` are rejected with ``rate_limited``. Both are
+dead-lettered and acknowledged, because holding one device's messages back would stall
+the whole subscription.
 """
 
 from __future__ import annotations
@@ -25,6 +33,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from fleetpulse.auth.devices import IngestGuard, record_indices
 from fleetpulse.config import Settings
 from fleetpulse.errors import FleetpulseError, QueueFullError
 from fleetpulse.ingest.protocols.base import ProtocolListener, register
@@ -34,8 +43,8 @@ from fleetpulse.ingest.protocols.osmand.framelog import FrameLog
 from fleetpulse.ingest.service import IngestService
 from fleetpulse.model.record import Record
 from fleetpulse.model.timestamps import now_ms
-from fleetpulse.model.validate import Reject
-from fleetpulse.model.vocabulary import SOURCE_MQTT
+from fleetpulse.model.validate import Reject, ValidatedBatch
+from fleetpulse.model.vocabulary import RATE_LIMITED, SOURCE_MQTT
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +77,7 @@ class MqttListener(ProtocolListener):
         self._pattern = TopicPattern(mqtt.topic)
         self.subscription = self._pattern.subscription(mqtt.shared_group)
         self._frames = FrameLog(log, mqtt.log_frames)
+        self.guard = IngestGuard.shared(ingest, settings)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._inbox: asyncio.Queue[_Message] = asyncio.Queue()
         self._client: paho.Client | None = None
@@ -255,6 +265,8 @@ class MqttListener(ProtocolListener):
             self._frames.frame("in", message.topic, message.payload)
             device_id = self._pattern.device_id(message.topic)
             decoded = decode_message(message.payload, device_id, received_at_ms, self.settings)
+            if self.guard.active:
+                decoded = self._guard(decoded, message, device_id)
             records.extend(decoded.records)
             rejects.extend(decoded.rejects)
             if decoded.rejects:
@@ -268,6 +280,34 @@ class MqttListener(ProtocolListener):
         await self.ingest.ingest_records(
             records, rejects, SOURCE_MQTT, received_at_ms=received_at_ms
         )
+
+    def _guard(
+        self, decoded: ValidatedBatch, message: _Message, topic_device: str | None
+    ) -> ValidatedBatch:
+        """Reject records of devices the topic does not allow, and those over the rate."""
+        guarded = self.guard.filter_topic_devices(
+            decoded.records, decoded.rejects, message.topic, topic_device
+        )
+        decision = self.guard.take(guarded.records)
+        if decision.admitted:
+            return ValidatedBatch(guarded.records, guarded.rejects)
+        log.info(
+            "mqtt message rate limited topic=%s mid=%d records=%d",
+            message.topic,
+            message.mid,
+            len(guarded.records),
+        )
+        limit = self.settings.ingest.dead_letter_raw_bytes
+        detail = (
+            f"device sends more than {self.guard.limiter.rate_per_s:g} records/s "
+            "([ingest] device_rate_records_per_s); the message is dropped"
+        )
+        indices = record_indices(len(guarded.records), (item.index for item in guarded.rejects))
+        limited = [
+            Reject(index, RATE_LIMITED, detail, message.payload[:limit], record.device_id)
+            for index, record in zip(indices, guarded.records, strict=True)
+        ]
+        return ValidatedBatch([], sorted([*guarded.rejects, *limited], key=lambda r: r.index))
 
     def _ack(self, batch: list[_Message]) -> None:
         client = self._client

@@ -3,6 +3,12 @@
 Any method and any path are accepted, as Traccar does. The parameters come from the query
 string, or from a form body when the query string is empty; a body with Content-Type
 ``application/json`` is the JSON form of newer Traccar Client versions.
+
+With ``[auth] enabled`` a request may carry a device token in a ``token`` parameter or
+an ``Authorization: Bearer`` header. The parameter is removed before the record is
+built and redacted in frame logs and dead letters, so it is never stored. Without a
+token, the device id must be listed by a device token in the key file, unless
+``[osmand] require_token`` is set.
 """
 
 from __future__ import annotations
@@ -10,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import socket
 from typing import Final
 
@@ -18,9 +25,12 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
+from fleetpulse.auth.devices import IngestGuard
+from fleetpulse.auth.tls import tls_files
 from fleetpulse.config import Settings
 from fleetpulse.errors import FleetpulseError, QueueFullError
 from fleetpulse.httpserve import bind_tcp, start_uvicorn
+from fleetpulse.ingest.http import error_response
 from fleetpulse.ingest.protocols.base import ProtocolListener, register
 from fleetpulse.ingest.protocols.osmand import answers
 from fleetpulse.ingest.protocols.osmand.decoding import (
@@ -34,13 +44,28 @@ from fleetpulse.ingest.service import IngestService
 from fleetpulse.model.record import Record, RecordIn
 from fleetpulse.model.timestamps import now_ms
 from fleetpulse.model.validate import Reject, validate_record
-from fleetpulse.model.vocabulary import SOURCE_OSMAND, TOO_LARGE
+from fleetpulse.model.vocabulary import (
+    DEVICE_NOT_ALLOWED,
+    RATE_LIMITED,
+    SOURCE_OSMAND,
+    TOO_LARGE,
+    UNAUTHORIZED,
+)
 
 log = logging.getLogger(__name__)
 
 # One position with its parameters is under 1 KiB; 64 KiB bounds memory per request.
 MAX_BODY_BYTES: Final = 64 * 1024
 _JSON_MEDIA_TYPE: Final = "application/json"
+TOKEN_PARAMETER: Final = "token"
+_TOKEN_VALUE = re.compile(rb"(^|&)token=[^&]*")
+# HTTP status of each reject reason that is not 400.
+_REJECT_STATUS: Final = {
+    TOO_LARGE: answers.STATUS_TOO_LARGE,
+    UNAUTHORIZED: 401,
+    DEVICE_NOT_ALLOWED: 403,
+    RATE_LIMITED: 429,
+}
 
 
 @register
@@ -52,6 +77,9 @@ class OsmandListener(ProtocolListener):
     def __init__(self, settings: Settings, ingest: IngestService) -> None:
         super().__init__(settings, ingest)
         self._frames = FrameLog(log, self.settings.osmand.log_frames)
+        self.guard = IngestGuard.shared(ingest, settings)
+        osmand = settings.osmand
+        self._tls = tls_files("osmand", osmand.tls_cert_file, osmand.tls_key_file)
         self._socket: socket.socket | None = None
         self._server: uvicorn.Server | None = None
         self._task: asyncio.Task[None] | None = None
@@ -73,9 +101,21 @@ class OsmandListener(ProtocolListener):
         )
         # A bound method hides its arity, so uvicorn would guess ASGI 2.
         self._server, self._task = await start_uvicorn(
-            self._app, self._socket, "fleetpulse-osmand", interface="asgi3"
+            self._app,
+            self._socket,
+            "fleetpulse-osmand",
+            interface="asgi3",
+            tls=self._tls,
+            limit_concurrency=osmand.max_connections,
         )
-        log.info("osmand listener started host=%s port=%d", *self.address)
+        host, port = self.address
+        log.info(
+            "osmand listener started host=%s port=%d tls=%s auth=%s",
+            host,
+            port,
+            self._tls is not None,
+            self.guard.keys is not None,
+        )
 
     async def close(self) -> None:
         if self._server is not None:
@@ -91,7 +131,8 @@ class OsmandListener(ProtocolListener):
 
     def describe(self) -> str:
         host, port = self.address
-        return f"OsmAnd (Traccar Client) HTTP on http://{host}:{port}/"
+        scheme = "https" if self._tls is not None else "http"
+        return f"OsmAnd (Traccar Client) HTTP on {scheme}://{host}:{port}/"
 
     async def _app(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -109,7 +150,8 @@ class OsmandListener(ProtocolListener):
             log.debug("osmand client disconnected before sending the body peer=%s", peer)
             return Response(status_code=400)
         query = request.scope.get("query_string", b"")
-        raw = query if query else body
+        token = _token(request, query if query else body)
+        raw = _redact_token(query if query else body)
         self._frames.frame("in", peer, raw)
 
         record_in: RecordIn | None = None
@@ -122,7 +164,46 @@ class OsmandListener(ProtocolListener):
                 record_in = self._decode(request, query, body, received_at_ms)
             except OsmandRequestError as exc:
                 reject = Reject(0, exc.reason, exc.detail, device_id=exc.device_id)
-        return await self._ingest(record_in, reject, raw, received_at_ms, peer)
+        retry_after_s: int | None = None
+        if record_in is not None:
+            reject, retry_after_s = self._authorize(str(record_in.device_id), token, peer)
+            if reject is not None:
+                record_in = None
+        return await self._ingest(record_in, reject, raw, received_at_ms, peer, retry_after_s)
+
+    def _authorize(
+        self, device_id: str, token: str | None, peer: str
+    ) -> tuple[Reject | None, int | None]:
+        """Check the sender and the rate limit; return a reject and its Retry-After, if any."""
+        guard = self.guard
+        if guard.keys is not None:
+            credential = None
+            if token is not None:
+                credential = guard.keys.authenticate(token)
+                if credential is None or not credential.grants("device"):
+                    detail = "the token is invalid or revoked; ask an operator for a device token"
+                    return Reject(0, UNAUTHORIZED, detail, device_id=device_id), None
+            elif self.settings.osmand.require_token:
+                detail = (
+                    "this server requires a device token: add &token=<device token> to the "
+                    "server URL of the device"
+                )
+                return Reject(0, UNAUTHORIZED, detail, device_id=device_id), None
+            if not guard.device_allowed(device_id, credential):
+                detail = (
+                    f"device {device_id!r} has no device token on this server; ask an "
+                    f"operator to run `fleetpulse keys create --device {device_id}`"
+                )
+                log.info("osmand device rejected peer=%s device=%s", peer, device_id)
+                return Reject(0, DEVICE_NOT_ALLOWED, detail, device_id=device_id), None
+        decision = guard.limiter.take({device_id: 1})
+        if decision.admitted:
+            return None, None
+        detail = (
+            f"device {device_id!r} sends more than {guard.limiter.rate_per_s:g} records/s; "
+            f"send it again after {decision.retry_after_s} s"
+        )
+        return Reject(0, RATE_LIMITED, detail, device_id=device_id), decision.retry_after_s
 
     def _decode(self, request: Request, query: bytes, body: bytes, received_at_ms: int) -> RecordIn:
         content_type = request.headers.get("content-type", "")
@@ -130,6 +211,8 @@ class OsmandListener(ProtocolListener):
             return decode_json_body(body)
         text = (query if query else body).decode("utf-8", errors="replace")
         params = parse_parameters(text)
+        # Any other parameter becomes an attribute of the stored record.
+        params.pop(TOKEN_PARAMETER, None)
         return decode_parameters(params, received_at_ms, self.settings.osmand.speed_unit)
 
     async def _ingest(
@@ -139,6 +222,7 @@ class OsmandListener(ProtocolListener):
         raw: bytes,
         received_at_ms: int,
         peer: str,
+        retry_after_s: int | None = None,
     ) -> Response:
         records: list[Record] = []
         if record_in is not None:
@@ -160,26 +244,26 @@ class OsmandListener(ProtocolListener):
                 reject.detail,
             )
 
-        retry_after_s = self.settings.ingest.retry_after_s
+        busy_retry_after_s = self.settings.ingest.retry_after_s
         try:
             await self.ingest.ingest_records(
                 records, rejects, SOURCE_OSMAND, received_at_ms=received_at_ms
             )
         except QueueFullError:
-            return answers.queue_full(retry_after_s)
+            return answers.queue_full(busy_retry_after_s)
         except FleetpulseError as exc:
             if not exc.retriable:
                 log.exception("osmand ingest failed peer=%s", peer)
                 return answers.internal_error()
             log.error("osmand ingest failed, responding with 503 peer=%s: %s", peer, exc)
-            return answers.unavailable(exc, retry_after_s)
+            return answers.unavailable(exc, busy_retry_after_s)
         except Exception:
             log.exception("osmand ingest failed with an unexpected error peer=%s", peer)
             return answers.internal_error()
 
         if reject is not None:
-            status = answers.STATUS_TOO_LARGE if reject.reason == TOO_LARGE else 400
-            return answers.rejected(reject.reason, reject.detail, status)
+            status = _REJECT_STATUS.get(reject.reason, answers.STATUS_REJECTED)
+            return error_response(status, reject.reason, reject.detail, retry_after_s)
         return answers.accepted()
 
 
@@ -193,6 +277,28 @@ async def _read_body(request: Request) -> bytes:
         if size > MAX_BODY_BYTES:
             break
     return b"".join(chunks)
+
+
+def _token(request: Request, parameters: bytes) -> str | None:
+    """Return the device token of the Authorization header or the ``token`` parameter."""
+    scheme, _, value = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() == "bearer" and value.strip():
+        return value.strip()
+    if b"token=" not in parameters:
+        return None
+    text = parameters.decode("utf-8", errors="replace")
+    with contextlib.suppress(OsmandRequestError):
+        token = parse_parameters(text).get(TOKEN_PARAMETER)
+        if token:
+            return token
+    return None
+
+
+def _redact_token(parameters: bytes) -> bytes:
+    """Replace the value of a ``token`` parameter, for logs and dead letters."""
+    if b"token=" not in parameters:
+        return parameters
+    return _TOKEN_VALUE.sub(rb"\1token=REDACTED", parameters)
 
 
 def _peer(request: Request) -> str:

@@ -1,6 +1,6 @@
 // Live updates: the WebSocket GET /v1/live, with HTTP polling while it is unavailable.
 
-import { getJson } from "./api.js";
+import { apiKey, askForKey, getJson } from "./api.js";
 
 const RECONNECT_MIN_MS = 1000;
 // Caps the retry rate against a server that is down, while still recovering within a minute.
@@ -12,6 +12,13 @@ const POLL_VEHICLES_LARGE_MS = 5000;
 const LARGE_FLEET_VEHICLES = 500;
 const POLL_EVENTS_LIMIT = 1000;
 const LIVE_INTERVAL_S = 1.0;
+// The server selects this subprotocol; the API key travels as a second one, because a
+// browser cannot set an Authorization header on a WebSocket.
+const SUBPROTOCOL = "fleetpulse";
+const BEARER_SUBPROTOCOL_PREFIX = "fleetpulse.bearer.";
+// Close codes of a rejected key, mirroring HTTP 401 and 403.
+const CLOSE_UNAUTHORIZED = 4401;
+const CLOSE_FORBIDDEN = 4403;
 
 /**
  * Feeds a Fleet from the server.
@@ -43,7 +50,18 @@ export class LiveFeed {
       after_event_id: String(this.fleet.lastEventId),
       interval_s: String(LIVE_INTERVAL_S),
     });
-    const socket = new WebSocket(`${scheme}//${location.host}/v1/live?${query}`);
+    const key = apiKey();
+    const protocols = key ? [SUBPROTOCOL, BEARER_SUBPROTOCOL_PREFIX + key] : [SUBPROTOCOL];
+    let socket;
+    try {
+      socket = new WebSocket(`${scheme}//${location.host}/v1/live?${query}`, protocols);
+    } catch (error) {
+      // A key with characters a subprotocol cannot carry (spaces, for example).
+      console.warn("fleetpulse: cannot open the live stream:", error.message);
+      askForKey("the key is not valid; paste the whole token printed by `fleetpulse keys create`")
+        .then(() => this.connect());
+      return;
+    }
     this.socket = socket;
     socket.addEventListener("message", (message) => this.onMessage(message.data));
     socket.addEventListener("close", (close) => this.onClose(socket, close));
@@ -78,6 +96,12 @@ export class LiveFeed {
   onClose(socket, close) {
     if (socket !== this.socket) return;
     this.socket = null;
+    if (close.code === CLOSE_UNAUTHORIZED || close.code === CLOSE_FORBIDDEN) {
+      this.startPolling();
+      askForKey(close.reason || "the live stream needs an API key with scope read")
+        .then(() => this.connect());
+      return;
+    }
     // 1013 (try again later) means this page fell behind; the others are drops or restarts.
     console.info(`fleetpulse: live stream closed (code ${close.code}); reconnecting`);
     this.startPolling();
