@@ -18,7 +18,7 @@ def system_routes(ctx: ApiContext) -> list[Route]:
     document = encoder.encode(openapi_document())
 
     async def healthz(request: Request) -> Response:
-        problems = ctx.health_problems()
+        problems = ctx.health_problems() + _storage_full_problems()
         depth = ctx.queue.depth() if ctx.queue is not None else None
         body: dict[str, object] = {"status": "ok" if not problems else "failing"}
         body["problems"] = problems
@@ -39,3 +39,16 @@ def system_routes(ctx: ApiContext) -> list[Route]:
         Route("/metrics", metrics_text, methods=["GET"]),
         Route("/openapi.json", openapi, methods=["GET"]),
     ]
+
+
+def _storage_full_problems() -> list[str]:
+    """Describe each SQLite file of this process whose last commit failed on a full disk."""
+    problems = []
+    for metric in metrics.DATABASE_FULL.collect():
+        for sample in metric.samples:
+            if sample.value:
+                problems.append(
+                    f"disk full: commits to {sample.labels['file']} fail, so ingest answers "
+                    "503 storage_full; free disk space, and commits resume without a restart"
+                )
+    return problems

@@ -7,16 +7,23 @@ after ``Queue.publish`` returned, so an accepted record is durable in the queue.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Final
 
 import msgspec
 
 from fleetpulse import metrics
-from fleetpulse.errors import FleetpulseError, QueueFullError, StoreError
+from fleetpulse.errors import (
+    FleetpulseError,
+    OverloadedError,
+    QueueFullError,
+    StorageFullError,
+    StoreError,
+)
 from fleetpulse.ingest.decode import BodyError, body_format, decode_body
 from fleetpulse.model.record import DeadLetter, Record
 from fleetpulse.model.timestamps import now_ms
@@ -43,9 +50,9 @@ REQUEST_ERROR_STATUS: Final = {
     TOO_LARGE: 413,
     UNSUPPORTED_MEDIA_TYPE: 415,
 }
-# Under overload every request fails the same way, so the warning is logged at most
-# once per interval, with the number of requests since the last one.
-_QUEUE_FULL_LOG_INTERVAL_S: Final = 10.0
+# Under overload every request fails the same way, so each kind of warning is logged at
+# most once per interval, with the number of requests since the last one.
+_BACK_PRESSURE_LOG_INTERVAL_S: Final = 10.0
 
 
 class IngestRequestError(FleetpulseError):
@@ -85,8 +92,48 @@ class IngestService:
         self.settings = settings
         self._queue = queue
         self._store = store
-        self._queue_full_since_log = 0
-        self._queue_full_logged_at = -_QUEUE_FULL_LOG_INTERVAL_S
+        self._inflight_bytes = 0
+        self._queue_full_warning = _ThrottledWarning()
+        self._overloaded_warning = _ThrottledWarning()
+        self._storage_full_warning = _ThrottledWarning()
+
+    @property
+    def inflight_bytes(self) -> int:
+        """Return the body bytes of the requests admitted and not yet responded to."""
+        return self._inflight_bytes
+
+    @contextlib.contextmanager
+    def admit(self, declared_bytes: int | None, source: str = SOURCE_HTTP) -> Iterator[None]:
+        """Count a request's body against ``ingest.max_inflight_bytes`` for the with block.
+
+        ``declared_bytes`` is the Content-Length. A request without one is counted as
+        ``ingest.max_body_bytes``, the most it may send. Raises OverloadedError when the
+        request would take the bytes in progress past the limit. A request arriving while
+        nothing else is in progress is always admitted, so that any allowed size fits.
+        """
+        max_body_bytes = self.settings.ingest.max_body_bytes
+        # A larger declared body is rejected with 413 before it is read, so it costs
+        # no more than the limit.
+        size = max_body_bytes if declared_bytes is None else min(declared_bytes, max_body_bytes)
+        limit = self.settings.ingest.max_inflight_bytes
+        if self._inflight_bytes > 0 and self._inflight_bytes + size > limit:
+            metrics.OVERLOADED.labels(source).inc()
+            if self._overloaded_warning.due():
+                log.warning(
+                    "ingest overloaded, responding with 503 source=%s inflight_bytes=%d "
+                    "request_bytes=%d max_inflight_bytes=%d requests_since_warning=%d",
+                    source,
+                    self._inflight_bytes,
+                    size,
+                    limit,
+                    self._overloaded_warning.take_count(),
+                )
+            raise OverloadedError(self._inflight_bytes, size, limit)
+        self._inflight_bytes += size
+        try:
+            yield
+        finally:
+            self._inflight_bytes -= size
 
     async def ingest_body(
         self, body: bytes, content_type: str | None, source: str = SOURCE_HTTP
@@ -125,7 +172,8 @@ class IngestService:
 
         For protocol decoders that validate with ``validate_record``. Dead letters are
         written only after the publish succeeded, so a request retried after a full queue
-        does not store its rejects twice. Raises QueueFullError when the queue is full.
+        does not store its rejects twice. Raises QueueFullError when the queue is full,
+        QueueStorageFullError when its disk is full and QueueError on other failures.
         ``received_at_ms`` defaults to the first record's, or to now.
         """
         if received_at_ms is None:
@@ -206,7 +254,28 @@ class IngestService:
             await self._queue.publish(records)
         except QueueFullError as exc:
             metrics.QUEUE_FULL.labels(source).inc()
-            self._warn_queue_full(exc, source)
+            if self._queue_full_warning.due():
+                log.warning(
+                    "queue full, responding with 503 source=%s depth=%d capacity=%d "
+                    "requests_since_warning=%d",
+                    source,
+                    exc.depth,
+                    exc.capacity,
+                    self._queue_full_warning.take_count(),
+                )
+            raise
+        except StorageFullError as exc:
+            # Nothing of the request is kept, so the transport must not acknowledge it.
+            metrics.STORAGE_FULL.labels(source).inc()
+            if self._storage_full_warning.due():
+                log.warning(
+                    "disk full, rejecting records until space is freed source=%s records=%d "
+                    "requests_since_warning=%d: %s",
+                    source,
+                    len(records),
+                    self._storage_full_warning.take_count(),
+                    exc,
+                )
             raise
         metrics.STAGE_SECONDS.labels("enqueue").observe(time.perf_counter() - started)
         metrics.RECORDS_ACCEPTED.labels(source).inc(len(records))
@@ -214,6 +283,17 @@ class IngestService:
     async def _write_dead_letters(self, letters: list[DeadLetter], source: str) -> None:
         try:
             await self._store.write_dead_letters(letters)
+        except StorageFullError as exc:
+            # Dead letters are diagnostic copies, as in the StoreError case below, and the
+            # store writer has already logged the full disk as an error.
+            if self._storage_full_warning.due():
+                log.warning(
+                    "disk full, dropped %d dead letters source=%s requests_since_warning=%d: %s",
+                    len(letters),
+                    source,
+                    self._storage_full_warning.take_count(),
+                    exc,
+                )
         except StoreError:
             # Dead letters are diagnostic copies, so a store failure does not change the
             # response: accepted records are already durable, and a rejected request gets
@@ -225,21 +305,28 @@ class IngestService:
                 sorted({letter.reason for letter in letters}),
             )
 
-    def _warn_queue_full(self, error: QueueFullError, source: str) -> None:
-        self._queue_full_since_log += 1
+
+class _ThrottledWarning:
+    """Allows one warning per interval and counts the occurrences in between."""
+
+    def __init__(self, interval_s: float = _BACK_PRESSURE_LOG_INTERVAL_S) -> None:
+        self._interval_s = interval_s
+        self._count = 0
+        self._logged_at = -interval_s
+
+    def due(self) -> bool:
+        """Count one occurrence and return whether a warning should be logged for it."""
+        self._count += 1
         now = time.monotonic()
-        if now - self._queue_full_logged_at < _QUEUE_FULL_LOG_INTERVAL_S:
-            return
-        log.warning(
-            "queue full, responding with 503 source=%s depth=%d capacity=%d "
-            "requests_since_warning=%d",
-            source,
-            error.depth,
-            error.capacity,
-            self._queue_full_since_log,
-        )
-        self._queue_full_since_log = 0
-        self._queue_full_logged_at = now
+        if now - self._logged_at < self._interval_s:
+            return False
+        self._logged_at = now
+        return True
+
+    def take_count(self) -> int:
+        """Return the occurrences since the last warning, this one included, and reset."""
+        count, self._count = self._count, 0
+        return count
 
 
 def _dead_letter(reject: Reject, received_at_ms: int, source: str) -> DeadLetter:

@@ -20,8 +20,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from fleetpulse.errors import FleetpulseError
-from fleetpulse.store._sqlite_connect import translate_error
+from fleetpulse import metrics
+from fleetpulse.errors import (
+    FleetpulseError,
+    QueueError,
+    QueueStorageFullError,
+    StoreError,
+    StoreStorageFullError,
+)
+from fleetpulse.store._sqlite_connect import is_disk_full, translate_error
 
 log = logging.getLogger(__name__)
 
@@ -38,10 +45,18 @@ class _Job:
     action: str
     future: asyncio.Future[Any]
     loop: asyncio.AbstractEventLoop
+    # True when run() executes one SQL statement and raises only when it fails.
+    one_statement: bool = False
 
 
 # Put on the job queue by close(): the thread commits what came before it and exits.
 _STOP = object()
+
+# The disk-full subtype of each backend error type, raised when SQLite reports SQLITE_FULL.
+_STORAGE_FULL_TYPES: dict[type[FleetpulseError], type[FleetpulseError]] = {
+    QueueError: QueueStorageFullError,
+    StoreError: StoreStorageFullError,
+}
 
 
 class SqliteWriter:
@@ -68,6 +83,9 @@ class SqliteWriter:
         self._lock = threading.Lock()
         self._closing = False
         self._failure: BaseException | None = None
+        # Commits failed on a full disk since the last successful one. Only the thread
+        # reads and writes it. While it is above zero, the repeats are logged at debug.
+        self._full_commits = 0
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
 
     def start(self) -> None:
@@ -85,11 +103,19 @@ class SqliteWriter:
         # callbacks that callers attach still see the real outcome.
         return await asyncio.shield(self.enqueue(run, action))
 
-    def enqueue(self, run: Callable[[sqlite3.Connection], T], action: str) -> asyncio.Future[T]:
+    def enqueue(
+        self,
+        run: Callable[[sqlite3.Connection], T],
+        action: str,
+        *,
+        one_statement: bool = False,
+    ) -> asyncio.Future[T]:
         """Queue ``run(connection)`` for the next group transaction and return its future.
 
         The job is queued before this returns, so a close() called afterwards still
-        commits it. The future gets the result once committed, or the error.
+        commits it. The future gets the result once committed, or the error. Pass
+        ``one_statement=True`` only when ``run`` executes one SQL statement and raises
+        only when that statement fails. The job then runs without a savepoint of its own.
         """
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
@@ -99,7 +125,7 @@ class SqliteWriter:
                 raise self._stopped_error(action) from self._failure
             if self._closing:
                 raise self._error_type(f"{action} failed: {self._path} is closed")
-            self._jobs.put(_Job(run, action, future, loop))
+            self._jobs.put(_Job(run, action, future, loop, one_statement))
         return future
 
     async def close(self) -> None:
@@ -135,6 +161,8 @@ class SqliteWriter:
             self._fail_remaining(exc)
         finally:
             connection.close()
+            if self._full_commits:
+                metrics.DATABASE_FULL.remove(str(self._path))
         log.info("writer stopped thread=%s path=%s", self._name, self._path)
 
     def _serve(self, connection: sqlite3.Connection) -> None:
@@ -168,29 +196,81 @@ class SqliteWriter:
                 outcomes.append(self._run_job(connection, job))
             connection.execute("COMMIT")
         except sqlite3.Error as exc:
-            log.error(
-                "commit failed path=%s jobs=%d actions=%s: %s",
-                self._path,
-                len(jobs),
-                sorted({job.action for job in jobs}),
-                exc,
-            )
+            self._log_commit_failure(exc, jobs)
             _rollback_quietly(connection, self._path)
             for job in jobs:
-                _settle(job, None, translate_error(exc, self._error_type, job.action, self._path))
+                _settle(job, None, self._translate(exc, job.action))
             return
 
+        if self._full_commits:
+            log.info(
+                "commits resume path=%s after %d failed on a full disk",
+                self._path,
+                self._full_commits,
+            )
+            self._full_commits = 0
+            metrics.DATABASE_FULL.labels(str(self._path)).set(0)
         for job, (result, job_error) in zip(jobs, outcomes, strict=True):
             _settle(job, result, job_error)
+
+    def _log_commit_failure(self, exc: sqlite3.Error, jobs: list[_Job]) -> None:
+        actions = sorted({job.action for job in jobs})
+        if not is_disk_full(exc):
+            log.error(
+                "commit failed path=%s jobs=%d actions=%s: %s", self._path, len(jobs), actions, exc
+            )
+            return
+        # Every commit fails until space is freed, so only the first one is an error.
+        self._full_commits += 1
+        if self._full_commits == 1:
+            metrics.DATABASE_FULL.labels(str(self._path)).set(1)
+            log.error(
+                "commit failed, disk full path=%s jobs=%d actions=%s: %s; every write fails "
+                "until disk space is freed",
+                self._path,
+                len(jobs),
+                actions,
+                exc,
+            )
+        else:
+            log.debug(
+                "commit failed, disk still full path=%s failed_commits=%d actions=%s",
+                self._path,
+                self._full_commits,
+                actions,
+            )
+
+    def _translate(self, exc: sqlite3.Error, action: str) -> FleetpulseError:
+        """Build the error for a failed SQLite call, the disk-full subtype on SQLITE_FULL."""
+        error: FleetpulseError = translate_error(exc, self._error_type, action, self._path)
+        full_type = _STORAGE_FULL_TYPES.get(self._error_type)
+        if full_type is not None and is_disk_full(exc):
+            error = full_type(str(error))
+            error.__cause__ = exc
+        return error
 
     def _run_job(
         self, connection: sqlite3.Connection, job: _Job
     ) -> tuple[Any, BaseException | None]:
+        if job.one_statement:
+            # SQLite undoes a failed statement and keeps the transaction, so a job of one
+            # statement needs no savepoint. That saves two statements and two GIL
+            # round trips per publish.
+            try:
+                return job.run(connection), None
+            except Exception as exc:
+                self._log_job_failure(exc, job)
+                if isinstance(exc, sqlite3.Error) and not connection.in_transaction:
+                    raise
+                if isinstance(exc, sqlite3.Error):
+                    return None, self._translate(exc, job.action)
+                return None, exc
+
         connection.execute("SAVEPOINT job")
         try:
             result = job.run(connection)
         except Exception as exc:
-            log.warning("job failed path=%s action=%s: %s", self._path, job.action, exc)
+            self._log_job_failure(exc, job)
             if isinstance(exc, sqlite3.Error) and not connection.in_transaction:
                 # SQLite rolled back the whole transaction, as it does on some I/O and
                 # full-disk errors, so the jobs before this one are lost too.
@@ -198,10 +278,16 @@ class SqliteWriter:
             connection.execute("ROLLBACK TO job")
             connection.execute("RELEASE job")
             if isinstance(exc, sqlite3.Error):
-                return None, translate_error(exc, self._error_type, job.action, self._path)
+                return None, self._translate(exc, job.action)
             return None, exc
         connection.execute("RELEASE job")
         return result, None
+
+    def _log_job_failure(self, exc: Exception, job: _Job) -> None:
+        if isinstance(exc, sqlite3.Error) and is_disk_full(exc):
+            self._log_commit_failure(exc, [job])
+        else:
+            log.warning("job failed path=%s action=%s: %s", self._path, job.action, exc)
 
     def _fail_remaining(self, exc: BaseException) -> None:
         with self._lock:
