@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 
 import msgspec
 import pytest
@@ -15,7 +15,8 @@ from fleetpulse.model.event import Event
 from fleetpulse.model.vehicle import VehicleView
 from fleetpulse.model.vocabulary import IGNITION_ON, OFFLINE_EVENT
 from fleetpulse.process.engine import Processor
-from fleetpulse.store.base import VehicleSnapshot
+from fleetpulse.queue.base import Delivery
+from fleetpulse.store.base import ProcessedBatch, VehicleSnapshot
 from tests.process.fakes import MemoryQueue, MemoryStore
 from tests.process.timeline import DEVICE, drive_east, make_settings, record
 
@@ -176,3 +177,76 @@ async def test_processor_drain_not_running(queue: MemoryQueue, store: MemoryStor
 async def test_processor_start_twice_rejected(processor: Processor) -> None:
     with pytest.raises(RuntimeError, match="already started"):
         await processor.start()
+
+
+class GatedStore(MemoryStore):
+    """A store whose writes wait until the test opens the gate, and that logs the order."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate = asyncio.Event()
+        self.log: list[str] = []
+
+    async def write(self, batch: ProcessedBatch) -> None:
+        self.log.append(f"write start {len(batch.records)}")
+        await self.gate.wait()
+        await super().write(batch)
+        self.log.append(f"write end {len(batch.records)}")
+
+
+class LoggingQueue(MemoryQueue):
+    """A queue that adds each ack to the store's log, so the test can check the order."""
+
+    def __init__(self, log: list[str]) -> None:
+        super().__init__()
+        self.log = log
+
+    async def ack(self, deliveries: Sequence[Delivery]) -> None:
+        self.log.append(f"ack {sum(len(delivery.records) for delivery in deliveries)}")
+        await super().ack(deliveries)
+
+
+async def test_processor_overlaps_next_batch_with_write() -> None:
+    store = GatedStore()
+    queue = LoggingQueue(store.log)
+    timeline = ignition_timeline()
+    half = len(timeline) // 2
+    # Two batches of equal size, so that each fetch of fetch_max_records takes one.
+    first, second = timeline[:half], timeline[half : 2 * half]
+    settings = msgspec.structs.replace(
+        make_settings(),
+        queue=msgspec.structs.replace(make_settings().queue, fetch_max_records=len(first)),
+    )
+    proc = Processor(settings, queue, store)
+    await proc.start()
+    try:
+        await queue.publish(first)
+        await queue.publish(second)
+
+        # The second batch is processed while the first one's write waits: its records
+        # reach the in-memory state, but nothing is written or acknowledged after it.
+        for _ in range(200):
+            state = proc.vehicle_state(DEVICE)
+            if state is not None and state.last_ts_ms == second[-1].ts_ms:
+                break
+            await asyncio.sleep(0.01)
+        else:
+            pytest.fail("the second batch was not processed while the first was written")
+        assert store.log == [f"write start {len(first)}"]
+        assert queue.ack_calls == 0
+
+        store.gate.set()
+        assert await proc.drain(DRAIN_TIMEOUT_S)
+    finally:
+        await proc.close()
+
+    assert store.log == [
+        f"write start {len(first)}",
+        f"write end {len(first)}",
+        f"ack {len(first)}",
+        f"write start {len(second)}",
+        f"write end {len(second)}",
+        f"ack {len(second)}",
+    ]
+    assert len(store.records) == len(first) + len(second)
+    assert queue.depth() == 0

@@ -58,6 +58,29 @@ async def test_failed_job_rolled_back_alone(tmp_path: Path) -> None:
     assert stored(path) == [1, 2]
 
 
+async def test_one_statement_job_fails_alone(tmp_path: Path) -> None:
+    path = tmp_path / "w.db"
+    writer = make_writer(path)
+    await writer.submit(lambda c: c.execute("CREATE TABLE t (v INTEGER CHECK (v >= 0))"), "create")
+
+    # A multi-row INSERT whose last row breaks the CHECK: SQLite undoes the whole
+    # statement without a savepoint, and the other jobs of the group still commit.
+    def insert_two(connection: sqlite3.Connection) -> None:
+        connection.execute("INSERT INTO t (v) VALUES (7), (-1)")
+
+    first = writer.enqueue(partial(insert, 1), "insert", one_statement=True)
+    failing = writer.enqueue(insert_two, "insert two", one_statement=True)
+    second = writer.enqueue(partial(insert, 2), "insert")
+    outcomes = await asyncio.gather(first, failing, second, return_exceptions=True)
+    await writer.close()
+
+    assert outcomes[0] == 1
+    assert isinstance(outcomes[1], StoreError)
+    assert isinstance(outcomes[1].__cause__, sqlite3.IntegrityError)
+    assert outcomes[2] == 2
+    assert stored(path) == [1, 2]
+
+
 async def test_plain_exception_passes_through(tmp_path: Path) -> None:
     writer = make_writer(tmp_path / "w.db")
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from fleetpulse.config import Settings
@@ -61,39 +61,72 @@ class Detector:
     detect: DetectFunction
 
 
+# The result of Chain.run for the many records that trigger nothing. It is shared, so
+# nothing may append to it.
+NOTHING_EMITTED: tuple[Event | Trip, ...] = ()
+
+
 @dataclass(frozen=True, slots=True)
 class Chain:
     """The steps and detectors a record passes, in order."""
 
     steps: tuple[Step, ...]
     detectors: tuple[Detector, ...]
+    # The steps and detectors as plain tuples, which run() unpacks faster per record than
+    # it reads dataclass attributes.
+    _step_plan: tuple[tuple[str, StepFunction], ...] = field(init=False, repr=False)
+    _detector_plan: tuple[tuple[str, str | None, DetectFunction], ...] = field(
+        init=False, repr=False
+    )
 
-    def run(self, vehicle: VehicleState, sample: Sample, settings: Settings) -> list[Event | Trip]:
+    def __post_init__(self) -> None:
+        # object.__setattr__ because the dataclass is frozen.
+        object.__setattr__(
+            self, "_step_plan", tuple((step.state_field, step.run) for step in self.steps)
+        )
+        object.__setattr__(
+            self,
+            "_detector_plan",
+            tuple((d.name, d.state_field, d.detect) for d in self.detectors),
+        )
+
+    def run(
+        self, vehicle: VehicleState, sample: Sample, settings: Settings
+    ) -> Sequence[Event | Trip]:
         """Pass one new record through the chain, updating ``vehicle`` in place.
 
-        Returns what the detectors emitted. A detector that raises is logged and skipped
-        for this record, keeping its previous state, and the record carries on.
+        Returns what the detectors emitted, NOTHING_EMITTED when they found nothing. A
+        detector that raises is logged and skipped for this record, keeping its
+        previous state, and the record carries on.
         """
-        for step in self.steps:
-            state = getattr(vehicle, step.state_field)
-            setattr(vehicle, step.state_field, step.run(state, sample, settings))
+        for step_field, run_step in self._step_plan:
+            setattr(vehicle, step_field, run_step(getattr(vehicle, step_field), sample, settings))
 
-        emitted: list[Event | Trip] = []
-        for detector in self.detectors:
-            field = detector.state_field
-            state = getattr(vehicle, field) if field is not None else None
-            try:
-                new_state, found = detector.detect(state, sample, settings)
-            except Exception:
-                _log_failure(detector.name, sample)
-                continue
-            if field is not None and new_state is not state:
-                setattr(vehicle, field, new_state)
+        emitted: list[Event | Trip] | None = None
+        for name, state_field, detect in self._detector_plan:
+            if state_field is None:
+                try:
+                    found = detect(None, sample, settings)[1]
+                except Exception:
+                    _log_failure(name, sample)
+                    continue
+            else:
+                state = getattr(vehicle, state_field)
+                try:
+                    new_state, found = detect(state, sample, settings)
+                except Exception:
+                    _log_failure(name, sample)
+                    continue
+                if new_state is not state:
+                    setattr(vehicle, state_field, new_state)
             if found:
-                emitted.extend(found)
+                if emitted is None:
+                    emitted = list(found)
+                else:
+                    emitted.extend(found)
 
         assess_status(vehicle, sample, settings)
-        return emitted
+        return NOTHING_EMITTED if emitted is None else emitted
 
 
 def build_chain(settings: Settings) -> Chain:

@@ -14,6 +14,7 @@ from fleetpulse.model.event import Event, Trip
 from fleetpulse.model.record import DeadLetter, EnrichedRecord, Record
 from fleetpulse.model.vehicle import VehicleView
 from fleetpulse.model.vocabulary import DETAIL_ONGOING
+from fleetpulse.store._sqlite_bulk import BulkInsert
 from fleetpulse.store.base import VehicleSnapshot
 
 _json_encode = msgspec.json.encode
@@ -30,10 +31,8 @@ RECORD_COLUMNS = (
     " accuracy_m, ignition, engine_rpm, coolant_c, fuel_pct, battery_v, odometer_m, dtc,"
     " valid, attributes, source, distance_m, used_speed_kmh, motion, status, reasons, flags"
 )
-INSERT_RECORD = (
-    f"INSERT OR IGNORE INTO records ({RECORD_COLUMNS})"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-)
+RECORD_INSERT = BulkInsert(f"INSERT OR IGNORE INTO records ({RECORD_COLUMNS})", 25)
+INSERT_RECORD = RECORD_INSERT.single
 POSITIONS = (
     f"SELECT {RECORD_COLUMNS} FROM records"
     " WHERE device_id = ? AND ts_ms >= ? AND ts_ms < ? ORDER BY ts_ms LIMIT ?"
@@ -60,8 +59,10 @@ TRIP_COLUMNS = (
 )
 # A redelivered older batch can carry an open version of a trip that is closed by now.
 # That version is ignored, and any other version replaces the stored figures.
-UPSERT_TRIP = f"""
-INSERT INTO trips ({TRIP_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+TRIP_UPSERT = BulkInsert(
+    f"INSERT INTO trips ({TRIP_COLUMNS})",
+    12,
+    """
 ON CONFLICT (device_id, start_ts_ms) DO UPDATE SET
     start_lat = excluded.start_lat,
     start_lon = excluded.start_lon,
@@ -74,7 +75,9 @@ ON CONFLICT (device_id, start_ts_ms) DO UPDATE SET
     avg_speed_kmh = excluded.avg_speed_kmh,
     idle_s = excluded.idle_s
 WHERE trips.end_ts_ms IS NULL OR excluded.end_ts_ms IS NOT NULL
-"""
+""",
+)
+UPSERT_TRIP = TRIP_UPSERT.single
 TRIPS = (
     f"SELECT {TRIP_COLUMNS} FROM trips"
     " WHERE device_id = ? AND start_ts_ms >= ? AND start_ts_ms < ? ORDER BY start_ts_ms"
@@ -83,14 +86,18 @@ TRIPS = (
 # A view older than the stored one (by last_ts_ms) is rejected, so a redelivered batch
 # cannot move a vehicle back in time. An equal one replaces it, because a view can
 # change without a newer record (when the vehicle goes offline, for example).
-UPSERT_VEHICLE = """
-INSERT INTO vehicles (device_id, last_ts_ms, view, state) VALUES (?, ?, ?, ?)
+VEHICLE_UPSERT = BulkInsert(
+    "INSERT INTO vehicles (device_id, last_ts_ms, view, state)",
+    4,
+    """
 ON CONFLICT (device_id) DO UPDATE SET
     last_ts_ms = excluded.last_ts_ms,
     view = excluded.view,
     state = excluded.state
 WHERE excluded.last_ts_ms >= vehicles.last_ts_ms
-"""
+""",
+)
+UPSERT_VEHICLE = VEHICLE_UPSERT.single
 
 INSERT_DEAD_LETTER = (
     "INSERT INTO dead_letters (received_at_ms, reason, detail, source, device_id, idx, raw)"

@@ -24,6 +24,7 @@ from fleetpulse.model.vehicle import VehicleView
 from fleetpulse.model.vocabulary import CRITICAL, SEVERITY_WARNING
 from fleetpulse.store import _sqlite_activity as activity
 from fleetpulse.store import _sqlite_rows as rows
+from fleetpulse.store._sqlite_bulk import insert_rows
 from fleetpulse.store._sqlite_connect import connect_writer
 from fleetpulse.store._sqlite_readers import ReaderPool
 from fleetpulse.store._sqlite_schema import migrate
@@ -383,14 +384,16 @@ def _fetch_all(sql: str, params: tuple[Any, ...], connection: sqlite3.Connection
 
 
 def _write_batch(batch: ProcessedBatch, connection: sqlite3.Connection) -> None:
+    # Multi-row statements for the tables that take a row per record or per vehicle, see
+    # _sqlite_bulk for why. Events stay on executemany because a batch has few of them.
     if batch.records:
-        connection.executemany(rows.INSERT_RECORD, map(rows.record_row, batch.records))
+        insert_rows(connection, rows.RECORD_INSERT, map(rows.record_row, batch.records))
     if batch.events:
         connection.executemany(rows.UPSERT_EVENT, map(rows.event_row, batch.events))
     if batch.trips:
-        connection.executemany(rows.UPSERT_TRIP, map(rows.trip_row, batch.trips))
+        insert_rows(connection, rows.TRIP_UPSERT, map(rows.trip_row, batch.trips))
     if batch.vehicles:
-        connection.executemany(rows.UPSERT_VEHICLE, map(rows.vehicle_row, batch.vehicles))
+        insert_rows(connection, rows.VEHICLE_UPSERT, map(rows.vehicle_row, batch.vehicles))
     if batch.trips or batch.events:
         activity.refresh(connection, activity.touched_keys(batch.trips, batch.events))
     log.debug(
