@@ -6,6 +6,7 @@ import msgspec
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.routing import Route
 
 _encoder = msgspec.json.Encoder()
 
@@ -44,4 +45,17 @@ async def handle_http_exception(request: Request, exc: Exception) -> Response:
     """Answer Starlette's own 404 and 405 as JSON errors."""
     assert isinstance(exc, HTTPException)
     code, message = _HTTP_HINTS.get(exc.status_code, ("http_error", str(exc.detail)))
-    return error_response(exc.status_code, code, f"{request.url.path}: {message}")
+    headers = dict(exc.headers) if exc.headers else None
+    if exc.status_code == 405:
+        # RFC 9110 requires Allow on a 405. Starlette fills it from the first route that
+        # matched the path, so a path served by one route per method needs the union.
+        headers = {**(headers or {}), "Allow": ", ".join(_allowed_methods(request))}
+    return error_response(exc.status_code, code, f"{request.url.path}: {message}", headers)
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    methods: set[str] = set()
+    for route in request.app.routes:
+        if isinstance(route, Route) and route.methods and route.path_regex.match(request.url.path):
+            methods.update(route.methods)
+    return sorted(methods)

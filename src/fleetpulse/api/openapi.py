@@ -521,6 +521,27 @@ def openapi_document() -> dict[str, Any]:
             "description": "Real-time vehicle telemetry: ingest records, query vehicles, "
             "positions, trips, events and fleet figures.",
         },
-        "paths": {**_paths(), **web_paths()},
+        "paths": _with_unmatched_path_404({**_paths(), **web_paths()}),
         "components": {"schemas": _components()},
     }
+
+
+def _with_unmatched_path_404(paths: dict[str, Any]) -> dict[str, Any]:
+    """Add a 404 to every operation whose path has a parameter.
+
+    A parameter value that the router does not match, such as an id containing a line
+    feed or a slash, gets the router's own 404 before any handler runs.
+    """
+    for path, operations in paths.items():
+        if "{" not in path:
+            continue
+        for operation in operations.values():
+            operation["responses"].setdefault(
+                "404",
+                _response(
+                    "No route matches the path, for example because a parameter contains "
+                    "a line feed or a slash",
+                    _ref("Error"),
+                ),
+            )
+    return paths

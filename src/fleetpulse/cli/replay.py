@@ -40,6 +40,11 @@ def add_parser(
             "Replay recorded drives to POST /v1/telemetry, one device per file. By default "
             "each trace is shifted in time so that it ends when the replay ends."
         ),
+        epilog=(
+            "With authentication on, set FLEETPULSE_TOKEN to an admin key or a device "
+            "token that lists every sending device; each HTTP batch carries it as a "
+            "bearer token."
+        ),
     )
     parser.add_argument(
         "files",

@@ -39,6 +39,11 @@ def add_parser(
             "records to POST /v1/telemetry. Injected behaviours and bad records are written "
             "to a ground-truth JSONL file."
         ),
+        epilog=(
+            "With authentication on, set FLEETPULSE_TOKEN to an admin key or a device "
+            "token that lists every sending device; each HTTP batch carries it as a "
+            "bearer token."
+        ),
     )
     defaults = SimulationOptions()
     _add_fleet_arguments(parser.add_argument_group("fleet"), defaults)

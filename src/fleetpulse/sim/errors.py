@@ -4,6 +4,7 @@ FleetpulseError
 └── SimError                  root of this package's errors
     ├── ServerUnreachableError  no TCP connection to the ingest URL: start the server
     ├── DeliveryError           a batch was still unsent when its retry time ran out
+    ├── AuthenticationError     the server rejected the token (or its absence)
     └── TraceError              a trace file cannot be read (file and line in the message)
 """
 
@@ -39,6 +40,18 @@ class DeliveryError(SimError):
             f"of retries (last error: {last_error}). Check the server's health and logs"
         )
         self.records = records
+
+
+class AuthenticationError(SimError):
+    """The server answered 401 or 403 to a batch: the token is missing, wrong or too narrow."""
+
+    def __init__(self, url: str, status: int, env_name: str) -> None:
+        problem = "requires a token" if status == 401 else "refused the token"
+        super().__init__(
+            f"{url} {problem} (HTTP {status}): set {env_name} to an admin key or to a "
+            "device token that lists every sending device (`fleetpulse keys create --help`)"
+        )
+        self.status = status
 
 
 class TraceError(SimError):

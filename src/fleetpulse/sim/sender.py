@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import random
 import time
 import zlib
@@ -25,7 +26,7 @@ from typing import Any, TypeVar
 import httpx
 import msgspec
 
-from fleetpulse.sim.errors import DeliveryError, ServerUnreachableError
+from fleetpulse.sim.errors import AuthenticationError, DeliveryError, ServerUnreachableError
 from fleetpulse.sim.wire import encode_batch
 
 log = logging.getLogger(__name__)
@@ -33,6 +34,8 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 INGEST_PATH = "/v1/telemetry"
+# The environment variable that holds the bearer token sent with every batch.
+TOKEN_ENV = "FLEETPULSE_TOKEN"
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 BACKOFF_FIRST_S = 0.25
 BACKOFF_MAX_S = 10.0
@@ -137,8 +140,15 @@ class Sender:
         request_timeout_s: float = 10.0,
         give_up_after_s: float = 300.0,
         transport: httpx.AsyncBaseTransport | None = None,
+        token: str | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
+        # A server with authentication on needs a token that may send for every simulated
+        # device: an admin key, or a device token that lists them all.
+        token = token if token is not None else os.environ.get(TOKEN_ENV, "")
+        self._headers = {"Content-Type": "application/json"}
+        if token:
+            self._headers["Authorization"] = f"Bearer {token}"
         self.url = self.base_url + INGEST_PATH
         self.batch_size = batch_size
         self.concurrency = concurrency
@@ -280,7 +290,7 @@ class Sender:
             batch = await lane.queue.get()
             try:
                 await self._deliver(batch)
-            except DeliveryError as exc:
+            except (DeliveryError, AuthenticationError) as exc:
                 log.error("stopping the sender to %s: %s", self.url, exc)
                 self._fail(exc)
                 return
@@ -304,9 +314,7 @@ class Sender:
         while True:
             attempt_started_s = time.monotonic()
             try:
-                response = await self._client.post(
-                    self.url, content=body, headers={"Content-Type": "application/json"}
-                )
+                response = await self._client.post(self.url, content=body, headers=self._headers)
             except httpx.TransportError as exc:
                 last_error = _describe(exc)
                 delay_s = self._backoff_s(attempt)
@@ -315,6 +323,8 @@ class Sender:
                     self.stats.record_ack(time.monotonic() - attempt_started_s)
                     self._count_reply(response, len(batch))
                     return
+                if response.status_code in (401, 403):
+                    raise AuthenticationError(self.url, response.status_code, TOKEN_ENV)
                 if response.status_code not in RETRY_STATUSES:
                     self._count_request_error(response, len(batch))
                     return

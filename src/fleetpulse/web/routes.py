@@ -87,7 +87,12 @@ def resolve_static(relative: str) -> Path:
 
     Paths that leave STATIC_DIR (``..``, absolute paths, symbolic links out) are not found.
     """
-    candidate = (STATIC_DIR / relative).resolve()
-    if not candidate.is_relative_to(STATIC_DIR) or not candidate.is_file():
+    try:
+        candidate = (STATIC_DIR / relative).resolve()
+        found = candidate.is_relative_to(STATIC_DIR) and candidate.is_file()
+    except OSError:
+        # A name the file system cannot hold (ENAMETOOLONG, for example) names no file.
+        found = False
+    if not found:
         raise HTTPException(404, f"/static/{relative}: file not found; open the dashboard at /")
     return candidate

@@ -11,6 +11,7 @@ import httpx
 import msgspec
 import pytest
 
+from fleetpulse.errors import QueueStorageFullError
 from fleetpulse.ingest.protocols.teltonika import TeltonikaListener
 from fleetpulse.ingest.protocols.teltonika.decoding import CODEC_8_EXTENDED
 from fleetpulse.ingest.protocols.teltonika.encoding import encode_imei, encode_packet
@@ -225,3 +226,30 @@ async def test_describe_names_port(server: EmbeddedServer) -> None:
     listener = _listener(server)
     assert f":{listener.port}" in listener.describe()
     assert "any IMEI" in listener.describe()
+
+
+async def test_disk_full_withholds_ack_keeps_connection(
+    server: EmbeddedServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    service = server.ingest
+    publish_for_real = service.ingest_records
+    failures = [QueueStorageFullError("queue.db is full: free disk space")]
+
+    async def publish_or_fail(*args: Any, **kwargs: Any) -> Any:
+        if failures:
+            raise failures.pop()
+        return await publish_for_real(*args, **kwargs)
+
+    monkeypatch.setattr(service, "ingest_records", publish_or_fail)
+    packet = encode_packet(CODEC_8_EXTENDED, [avl_record(now_ms() - 5_000, speed_kmh=40)])
+    reader, writer, _ = await _connect(server)
+
+    writer.write(packet)
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(reader.readexactly(4), 0.5)
+    writer.write(packet)
+    answer = await asyncio.wait_for(reader.readexactly(4), ANSWER_TIMEOUT_S)
+    writer.close()
+
+    assert int.from_bytes(answer, "big") == 1
+    assert len(await _positions(server, IMEI)) == 1

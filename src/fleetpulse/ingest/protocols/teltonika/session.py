@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from fleetpulse.config import Settings, TeltonikaSettings
-from fleetpulse.errors import QueueFullError
+from fleetpulse.errors import FleetpulseError, QueueFullError
 from fleetpulse.ingest.protocols.teltonika.answers import (
     IMEI_ACCEPTED,
     IMEI_REJECTED,
@@ -172,6 +172,18 @@ class DeviceSession:
                 # No answer: the device sends the packet again after its ack timeout.
                 # The ingest service logs the full queue, throttled.
                 log.debug("queue full, not acknowledging imei=%s records=%d", imei, len(records))
+                return
+            except FleetpulseError as exc:
+                if not exc.retriable:
+                    raise
+                # A full disk, the in-flight limit or a queue backend outage: the same
+                # packet can succeed later, so keep the connection and withhold the ack.
+                self._warn(
+                    "packet not acknowledged, the device will resend it imei=%s records=%d: %s",
+                    imei,
+                    len(records),
+                    exc,
+                )
                 return
             # Rejected records are durable as dead letters, and a device resends whatever
             # the answer leaves out, so the answer counts every record of the packet.
