@@ -8,6 +8,8 @@ import socket
 import uvicorn
 from starlette.types import ASGIApp
 
+from fleetpulse.auth.redact import install_on_loggers
+
 # Devices keep connections open between batches; 75 s outlasts most NAT timeouts of
 # mobile networks without holding dead sockets forever.
 KEEP_ALIVE_S = 75
@@ -47,8 +49,10 @@ async def start_uvicorn(
 
     ``tls`` is (certificate file, key file) in PEM, as ``auth.tls.tls_files`` returns.
     Beyond ``limit_concurrency`` connections and requests in progress uvicorn responds
-    with 503. The access log stays off, because a query string may carry a device token.
+    with 503. The access log stays off, and uvicorn's loggers get the redacting filter,
+    because a query string or a handshake header may carry a token.
     """
+    install_on_loggers()
     config = uvicorn.Config(
         app,
         interface=interface,  # type: ignore[arg-type]

@@ -275,3 +275,18 @@ async def test_embedded_server_https(tmp_path: Path, tokens: Tokens) -> None:
     assert url.startswith("https://127.0.0.1:")
     assert health.status_code == 200
     assert vehicles.status_code == 401
+
+
+@pytest.mark.parametrize("device_id", ["", " ", "x" * 65, "x" * 80, "truck\x1b7", "a\u200bb"])
+def test_cli_create_invalid_device_id(tmp_path: Path, device_id: str) -> None:
+    result = run_keys("create", "--device", device_id, "--data-dir", str(tmp_path))
+
+    assert result.returncode == 2
+    assert "is invalid" in result.stderr
+    assert not (tmp_path / "keys.json").exists()
+
+
+def test_cli_create_longest_device_id(tmp_path: Path) -> None:
+    result = run_keys("create", "--device", "x" * 64, "--data-dir", str(tmp_path))
+
+    assert result.returncode == 0, result.stderr

@@ -516,3 +516,16 @@ async def test_rate_limit_shared_across_protocols(tmp_path: Path, tokens: Tokens
     assert over_http.status_code == 202
     assert over_osmand.status_code == 429
     assert queue.depth() == 1
+
+
+async def test_teltonika_empty_allowlist_hint(
+    tmp_path: Path, tokens: Tokens, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="fleetpulse.ingest.protocols.teltonika.listener")
+    settings = auth_settings(tmp_path / "data", teltonika={"enabled": True, "port": 0})
+    async with teltonika(settings):
+        pass
+
+    assert "rejects every device" in caplog.text
+    assert "allowed_imeis" in caplog.text
+    assert "allow_unknown_imeis = true" not in caplog.text

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import logging
 
+from fleetpulse.auth.keyfile import key_file_path
 from fleetpulse.config import Settings
 from fleetpulse.errors import ConfigError
 
@@ -35,6 +36,15 @@ def exposed_listeners(settings: Settings) -> list[str]:
         if section.enabled and not is_loopback(section.host):
             exposed.append(f"[{name}] host {section.host}")
     return exposed
+
+
+def describe_auth(settings: Settings) -> str:
+    """Describe for the start-up banner whether clients need keys, without any secret."""
+    if settings.auth.enabled:
+        return f"on, keys in {key_file_path(settings)}"
+    if exposed_listeners(settings):
+        return "off ([server] allow_unauthenticated = true: something in front must authenticate)"
+    return "off (loopback only; see docs/security.md before listening elsewhere)"
 
 
 def check_bind(settings: Settings) -> None:

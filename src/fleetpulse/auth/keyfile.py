@@ -23,6 +23,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
+import msgspec
+
 from fleetpulse.auth.tokens import (
     OPERATOR_SCOPES,
     SCOPE_DEVICE,
@@ -35,6 +37,7 @@ from fleetpulse.auth.tokens import (
 )
 from fleetpulse.config import Settings
 from fleetpulse.errors import ConfigError
+from fleetpulse.model.record import DEVICE_ID_MAX_LENGTH, DeviceId
 
 log = logging.getLogger(__name__)
 
@@ -125,6 +128,8 @@ def create_key(
         raise ValueError("a device token needs at least one device id")
     if scope in OPERATOR_SCOPES and devices:
         raise ValueError(f"a {scope} key is not bound to devices; leave out the device ids")
+    for device_id in sorted(devices):
+        check_device_id(device_id)
     with locked(path):
         credentials = read_keys(path)
         key_id, token = new_token()
@@ -139,6 +144,18 @@ def create_key(
         write_keys(path, [*credentials, credential])
     log.info("key created key_id=%s scope=%s devices=%d", key_id, scope, len(devices))
     return credential, token
+
+
+def check_device_id(device_id: str) -> None:
+    """Raise ValueError unless ingest would accept ``device_id`` in a record."""
+    try:
+        msgspec.convert(device_id, DeviceId)
+    except msgspec.ValidationError:
+        raise ValueError(
+            f"device id {device_id!r} ({len(device_id)} characters) is invalid: ingest "
+            f"accepts 1 to {DEVICE_ID_MAX_LENGTH} characters, not only spaces, without "
+            "control or invisible format characters; use the id that the device sends"
+        ) from None
 
 
 def revoke_key(path: Path, key_id: str) -> Credential:

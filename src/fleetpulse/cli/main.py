@@ -60,12 +60,20 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def configure_logging(level: str) -> None:
-    """Send log lines to stderr at the given level name."""
+    """Send log lines to stderr at the given level name, with tokens redacted.
+
+    The redacting filter sits on the root handlers, so it also covers the lines of
+    libraries such as uvicorn and websockets, which log request targets and headers.
+    """
+    from fleetpulse.auth.redact import install_on_handlers, install_on_loggers
+
     logging.basicConfig(
         level=level.upper(),
         stream=sys.stderr,
         format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
     )
+    install_on_handlers(logging.getLogger().handlers)
+    install_on_loggers()
 
 
 if __name__ == "__main__":

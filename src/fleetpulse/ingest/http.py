@@ -5,7 +5,8 @@ Responses, all JSON:
 - 202 ``{"accepted": N, "rejected": M, "errors": [...], "errors_truncated": K}`` once the
   accepted records are durable in the queue. ``errors`` lists at most
   ``MAX_RESPONSE_ERRORS`` rejected records and ``errors_truncated`` counts the rest.
-- 400 invalid JSON, 413 body or batch too large, 415 missing or unsupported
+- 400 invalid JSON, 408 (code ``request_timeout``) when the body takes longer than
+  ``[ingest] body_timeout_s``, 413 body or batch too large, 415 missing or unsupported
   Content-Type, 503 with ``Retry-After`` when the queue is full, its disk is full,
   ingest is overloaded or a backend is unavailable, 500 on a server bug. The body is
   ``{"error": {"code": ..., "message": ...}}``.
@@ -19,6 +20,7 @@ reason ``device_not_allowed``, like records that fail validation.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from typing import Final
@@ -34,7 +36,13 @@ from fleetpulse.auth.middleware import SCOPE_CREDENTIAL
 from fleetpulse.auth.ratelimit import RateDecision
 from fleetpulse.errors import FleetpulseError, OverloadedError, QueueFullError, StorageFullError
 from fleetpulse.ingest.decode import BodyError, decode_body
-from fleetpulse.ingest.service import IngestRequestError, IngestResult, IngestService, RecordError
+from fleetpulse.ingest.service import (
+    Admission,
+    IngestRequestError,
+    IngestResult,
+    IngestService,
+    RecordError,
+)
 from fleetpulse.model.timestamps import now_ms
 from fleetpulse.model.vocabulary import (
     ERROR_INTERNAL,
@@ -52,6 +60,7 @@ log = logging.getLogger(__name__)
 TELEMETRY_PATH: Final = "/v1/telemetry"
 # A client fixing its records needs a sample of the errors, not all 10,000 of a batch.
 MAX_RESPONSE_ERRORS: Final = 100
+ERROR_REQUEST_TIMEOUT: Final = "request_timeout"
 _JSON: Final = "application/json"
 _ENCODER: Final = msgspec.json.Encoder()
 
@@ -78,6 +87,12 @@ class ErrorResponse(msgspec.Struct, gc=False):
     error: ErrorDetail
 
 
+class _BodyTimeout(Exception):
+    def __init__(self, received_bytes: int) -> None:
+        super().__init__(f"body not received in time after {received_bytes} bytes")
+        self.received_bytes = received_bytes
+
+
 class _RateLimited(Exception):
     def __init__(self, decision: RateDecision, message: str) -> None:
         super().__init__(message)
@@ -102,9 +117,24 @@ async def _handle_telemetry(
     retry_after_s = service.settings.ingest.retry_after_s
     try:
         await service.check_content_type(content_type, SOURCE_HTTP)
-        with service.admit(_content_length(request), SOURCE_HTTP):
-            body = await _read_body(service, request)
+        with service.admit(0, SOURCE_HTTP) as admission:
+            body = await _read_body(service, request, admission)
             result = await _ingest(service, guard, request, body, content_type)
+    except _BodyTimeout as exc:
+        timeout_s = service.settings.ingest.body_timeout_s
+        log.info(
+            "request body timed out, responding with 408 client=%s received_bytes=%d "
+            "content_length=%s body_timeout_s=%g",
+            _client(request),
+            exc.received_bytes,
+            request.headers.get("content-length", "none"),
+            timeout_s,
+        )
+        message = (
+            f"the body was not received within {timeout_s:g} s ([ingest] body_timeout_s); "
+            "send it again, in smaller batches on a slow link"
+        )
+        return _closing(error_response(408, ERROR_REQUEST_TIMEOUT, message))
     except IngestRequestError as exc:
         return error_response(exc.status, exc.reason, exc.message)
     except _RateLimited as exc:
@@ -117,7 +147,8 @@ async def _handle_telemetry(
             "ingest is overloaded by requests in progress; send the same request again "
             f"after {retry_after_s} s"
         )
-        return error_response(503, ERROR_OVERLOADED, message, retry_after_s)
+        # The body may be only partly read, so the connection cannot serve another request.
+        return _closing(error_response(503, ERROR_OVERLOADED, message, retry_after_s))
     except StorageFullError:
         # The service has counted and logged it. No record of the request was kept.
         message = (
@@ -210,11 +241,14 @@ def _internal_error(request: Request) -> Response:
     return error_response(500, ERROR_INTERNAL, message)
 
 
-async def _read_body(service: IngestService, request: Request) -> bytes:
+async def _read_body(service: IngestService, request: Request, admission: Admission) -> bytes:
     """Read the body, stopping as soon as it exceeds ``ingest.max_body_bytes``.
 
     The limit is checked against Content-Length before reading and against the bytes
     received while streaming, so reading keeps at most the limit plus one chunk in memory.
+    Each chunk is counted in ``admission`` as it arrives (OverloadedError past
+    ``ingest.max_inflight_bytes``). Raises _BodyTimeout when the whole body takes longer
+    than ``ingest.body_timeout_s``.
     """
     max_bytes = service.settings.ingest.max_body_bytes
     declared = request.headers.get("content-length", "")
@@ -227,22 +261,33 @@ async def _read_body(service: IngestService, request: Request) -> bytes:
 
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > max_bytes:
-            message = (
-                f"the body is more than {max_bytes} bytes; at most {max_bytes} are accepted "
-                "(ingest.max_body_bytes), so split the batch"
-            )
-            head = _head(chunks, service.settings.ingest.dead_letter_raw_bytes)
-            raise await service.reject_request(TOO_LARGE, message, head, SOURCE_HTTP)
-        chunks.append(chunk)
+    try:
+        async with asyncio.timeout(service.settings.ingest.body_timeout_s):
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > max_bytes:
+                    break
+                admission.receive(len(chunk))
+                chunks.append(chunk)
+    except TimeoutError:
+        raise _BodyTimeout(size) from None
+    if size > max_bytes:
+        message = (
+            f"the body is more than {max_bytes} bytes; at most {max_bytes} are accepted "
+            "(ingest.max_body_bytes), so split the batch"
+        )
+        head = _head(chunks, service.settings.ingest.dead_letter_raw_bytes)
+        raise await service.reject_request(TOO_LARGE, message, head, SOURCE_HTTP)
     return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
-def _content_length(request: Request) -> int | None:
-    declared = request.headers.get("content-length", "")
-    return int(declared) if declared.isdigit() else None
+def _closing(response: Response) -> Response:
+    """Ask uvicorn to close the connection after ``response``, sent before the whole body.
+
+    Otherwise the rest of the body would be read as the start of the next request.
+    """
+    response.headers["Connection"] = "close"
+    return response
 
 
 def _head(chunks: list[bytes], limit: int) -> bytes:

@@ -10,7 +10,9 @@ One request carries one position. Parameters (all optional except the id):
   degrees, ``altitude`` and ``accuracy`` in metres.
 - ``batt``: the phone's battery in percent, kept as the attribute ``battery_pct``.
 - ``valid``: ``true`` or ``1`` marks a valid fix, anything else an invalid one.
-- any other parameter: an attribute, as a number, a boolean or a string.
+- any other parameter: an attribute, as a number, a boolean or a string, except
+  parameters named like a credential (``token``, ``password``, ``key`` and the other
+  names of ``auth.redact.SECRET_PARAMETERS``, in any case), which are dropped.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from datetime import UTC, datetime
 from typing import Any, Final
 from urllib.parse import parse_qsl
 
+from fleetpulse.auth.redact import is_secret_parameter
 from fleetpulse.errors import FleetpulseError
 from fleetpulse.model.record import RecordIn
 from fleetpulse.model.vocabulary import INVALID_TYPE, MISSING_FIELD, TOO_LARGE, TS_INVALID
@@ -208,7 +211,7 @@ def _attributes(params: Mapping[str, str]) -> dict[str, Any]:
     if battery is not None:
         attributes[ATTRIBUTE_BATTERY_PCT] = parse_number("batt", battery)
     for key, value in params.items():
-        if key not in _MAPPED_KEYS:
+        if key not in _MAPPED_KEYS and not is_secret_parameter(key):
             attributes[key] = attribute_value(value)
     return attributes
 

@@ -5,10 +5,12 @@ string, or from a form body when the query string is empty; a body with Content-
 ``application/json`` is the JSON form of newer Traccar Client versions.
 
 With ``[auth] enabled`` a request may carry a device token in a ``token`` parameter or
-an ``Authorization: Bearer`` header. The parameter is removed before the record is
-built and redacted in frame logs and dead letters, so it is never stored. Without a
-token, the device id must be listed by a device token in the key file, unless
-``[osmand] require_token`` is set.
+an ``Authorization: Bearer`` header. Parameter names are compared after percent-decoding
+and in any case, as the decoder reads them, so ``TOKEN=`` and ``%74oken=`` are the same
+parameter. Every parameter named like a credential (``auth.redact.SECRET_PARAMETERS``) is
+left out of the record and has its value replaced by ``REDACTED`` in frame logs and dead
+letters, so none is ever stored. Without a token, the device id must be listed by a
+device token in the key file, unless ``[osmand] require_token`` is set.
 """
 
 from __future__ import annotations
@@ -16,9 +18,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import re
 import socket
 from typing import Final
+from urllib.parse import parse_qsl, urlencode
 
 import uvicorn
 from starlette.requests import ClientDisconnect, Request
@@ -26,6 +28,7 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from fleetpulse.auth.devices import IngestGuard
+from fleetpulse.auth.redact import REDACTED, is_secret_parameter
 from fleetpulse.auth.tls import tls_files
 from fleetpulse.config import Settings
 from fleetpulse.errors import FleetpulseError, QueueFullError
@@ -58,7 +61,6 @@ log = logging.getLogger(__name__)
 MAX_BODY_BYTES: Final = 64 * 1024
 _JSON_MEDIA_TYPE: Final = "application/json"
 TOKEN_PARAMETER: Final = "token"
-_TOKEN_VALUE = re.compile(rb"(^|&)token=[^&]*")
 # HTTP status of each reject reason that is not 400.
 _REJECT_STATUS: Final = {
     TOO_LARGE: answers.STATUS_TOO_LARGE,
@@ -150,8 +152,11 @@ class OsmandListener(ProtocolListener):
             log.debug("osmand client disconnected before sending the body peer=%s", peer)
             return Response(status_code=400)
         query = request.scope.get("query_string", b"")
-        token = _token(request, query if query else body)
-        raw = _redact_token(query if query else body)
+        if query or not _is_json(request):
+            parameter_token, raw = _scan_parameters(query if query else body)
+        else:
+            parameter_token, raw = None, body
+        token = _header_token(request) or parameter_token
         self._frames.frame("in", peer, raw)
 
         record_in: RecordIn | None = None
@@ -180,9 +185,24 @@ class OsmandListener(ProtocolListener):
             credential = None
             if token is not None:
                 credential = guard.keys.authenticate(token)
-                if credential is None or not credential.grants("device"):
+                if credential is None:
                     detail = "the token is invalid or revoked; ask an operator for a device token"
                     return Reject(0, UNAUTHORIZED, detail, device_id=device_id), None
+                if not credential.grants("device"):
+                    detail = (
+                        f"key {credential.key_id} has scope {credential.scope}, but sending "
+                        "records needs a device token or an admin key; ask an operator to "
+                        f"run `fleetpulse keys create --device {device_id}`"
+                    )
+                    log.info(
+                        "osmand key with the wrong scope rejected peer=%s device=%s key_id=%s "
+                        "scope=%s",
+                        peer,
+                        device_id,
+                        credential.key_id,
+                        credential.scope,
+                    )
+                    return Reject(0, DEVICE_NOT_ALLOWED, detail, device_id=device_id), None
             elif self.settings.osmand.require_token:
                 detail = (
                     "this server requires a device token: add &token=<device token> to the "
@@ -206,13 +226,11 @@ class OsmandListener(ProtocolListener):
         return Reject(0, RATE_LIMITED, detail, device_id=device_id), decision.retry_after_s
 
     def _decode(self, request: Request, query: bytes, body: bytes, received_at_ms: int) -> RecordIn:
-        content_type = request.headers.get("content-type", "")
-        if not query and content_type.split(";")[0].strip().lower() == _JSON_MEDIA_TYPE:
+        if not query and _is_json(request):
             return decode_json_body(body)
         text = (query if query else body).decode("utf-8", errors="replace")
+        # decode_parameters leaves the token and other credential parameters out.
         params = parse_parameters(text)
-        # Any other parameter becomes an attribute of the stored record.
-        params.pop(TOKEN_PARAMETER, None)
         return decode_parameters(params, received_at_ms, self.settings.osmand.speed_unit)
 
     async def _ingest(
@@ -279,26 +297,40 @@ async def _read_body(request: Request) -> bytes:
     return b"".join(chunks)
 
 
-def _token(request: Request, parameters: bytes) -> str | None:
-    """Return the device token of the Authorization header or the ``token`` parameter."""
+def _is_json(request: Request) -> bool:
+    content_type = request.headers.get("content-type", "")
+    return content_type.split(";")[0].strip().lower() == _JSON_MEDIA_TYPE
+
+
+def _header_token(request: Request) -> str | None:
+    """Return the token of an ``Authorization: Bearer`` header, if any."""
     scheme, _, value = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() == "bearer" and value.strip():
         return value.strip()
-    if b"token=" not in parameters:
-        return None
-    text = parameters.decode("utf-8", errors="replace")
-    with contextlib.suppress(OsmandRequestError):
-        token = parse_parameters(text).get(TOKEN_PARAMETER)
-        if token:
-            return token
     return None
 
 
-def _redact_token(parameters: bytes) -> bytes:
-    """Replace the value of a ``token`` parameter, for logs and dead letters."""
-    if b"token=" not in parameters:
-        return parameters
-    return _TOKEN_VALUE.sub(rb"\1token=REDACTED", parameters)
+def _scan_parameters(parameters: bytes) -> tuple[str | None, bytes]:
+    """Return the ``token`` parameter and the parameters with every credential redacted.
+
+    Names are percent-decoded and compared in any case, as the decoder reads them. When a
+    credential parameter is present, the redacted parameters are encoded again, so the
+    log and the dead letter show ``token=REDACTED`` whatever form the client sent.
+    Otherwise the bytes are returned as received.
+    """
+    text = parameters.decode("utf-8", errors="replace")
+    # Not capped at MAX_PARAMETERS: the decoder rejects too many, and the redacted copy
+    # must still hide every credential of such a request.
+    pairs = parse_qsl(text, keep_blank_values=True)
+    secret_names = {name for name, _ in pairs if is_secret_parameter(name)}
+    if not secret_names:
+        return None, parameters
+    token = None
+    for name, value in pairs:
+        if name.strip().lower() == TOKEN_PARAMETER and value:
+            token = value
+    redacted = [(name, REDACTED if name in secret_names else value) for name, value in pairs]
+    return token, urlencode(redacted).encode()
 
 
 def _peer(request: Request) -> str:

@@ -105,10 +105,17 @@ class TeltonikaListener(ProtocolListener):
                 config.host,
             )
         elif not self.context.accept_unknown_imeis and not config.allowed_imeis:
+            # With [auth] enabled, allow_unknown_imeis = true stops the start (auth.bind).
+            fix = (
+                "list the IMEIs in [teltonika] allowed_imeis"
+                if self.settings.auth.enabled
+                else "list the IMEIs or set allow_unknown_imeis = true"
+            )
             log.warning(
                 "teltonika listener on %s rejects every device: [teltonika] allowed_imeis "
-                "is empty; list the IMEIs or set allow_unknown_imeis = true",
+                "is empty; %s",
                 config.host,
+                fix,
             )
 
     async def close(self) -> None:
