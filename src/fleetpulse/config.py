@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -57,6 +58,9 @@ class IngestSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     # Bytes of HTTP request bodies being read, decoded or published at once. Beyond it a
     # request gets 503 overloaded, which bounds ingest memory under a surge.
     max_inflight_bytes: int = 64 * 1024 * 1024
+    # Seconds a client has to send the whole body of POST /v1/telemetry; then 408. Bounds
+    # how long a slow or stalled client keeps a connection and its received bytes.
+    body_timeout_s: float = 30.0
     # Token bucket per device id over every protocol: records per second and bucket size.
     # 0 records/s turns the limit off.
     device_rate_records_per_s: float = 0.0
@@ -429,19 +433,57 @@ def load_settings(
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
     env = os.environ if environ is None else environ
-    _apply_environment(data, env)
+    env_names = _apply_environment(data, env)
+    overridden: set[tuple[str, str]] = set()
     for section, values in (overrides or {}).items():
         data.setdefault(section, {}).update(values)
+        overridden.update((section, key) for key in values)
     _validate_geofences(data.get("geofences", []))
     try:
         settings = msgspec.convert(data, Settings, str_keys=True)
     except msgspec.ValidationError as exc:
-        where = f"in {path}" if path else "in the environment"
-        raise ConfigError(f"invalid setting {where}: {exc}") from exc
+        raise ConfigError(_invalid_setting_message(exc, path, env_names, overridden)) from exc
     return settings
 
 
-def _apply_environment(data: dict[str, Any], environ: Mapping[str, str]) -> None:
+_ERROR_PATH = re.compile(r" - at `\$\.(\w+)\.(\w+)")
+
+
+def _invalid_setting_message(
+    exc: msgspec.ValidationError,
+    path: str | Path | None,
+    env_names: Mapping[tuple[str, str], str],
+    overridden: set[tuple[str, str]],
+) -> str:
+    """Name the invalid key, where its value came from, and a valid value (the default)."""
+    detail = str(exc)
+    match = _ERROR_PATH.search(detail)
+    if match is None:
+        where = f"in {path}" if path else "in the environment"
+        return f"invalid setting {where}: {detail}"
+    section, key = match.group(1), match.group(2)
+    problem = detail[: match.start()]
+    if (section, key) in overridden:
+        origin = "from a command-line option"
+    elif (section, key) in env_names:
+        origin = f"from the environment variable {env_names[section, key]}"
+    elif path is not None:
+        origin = f"in {path}"
+    else:
+        origin = "in the settings"
+    default = getattr(getattr(Settings(), section, None), key, None)
+    fix = f"; set a valid value, for example the default {default!r}" if default is not None else ""
+    return (
+        f"invalid setting [{section}] {key} {origin}: {problem}{fix}. "
+        "docs/configuration.md lists every key with its type and unit"
+    )
+
+
+def _apply_environment(
+    data: dict[str, Any], environ: Mapping[str, str]
+) -> dict[tuple[str, str], str]:
+    """Copy ``FLEETPULSE_*`` variables into ``data``; return each (section, key)'s variable."""
+    names: dict[tuple[str, str], str] = {}
     fields = {name: _section_fields(name) for name in SECTIONS}
     for name, raw in environ.items():
         if not name.startswith(ENV_PREFIX):
@@ -456,7 +498,9 @@ def _apply_environment(data: dict[str, Any], environ: Mapping[str, str]) -> None
                 f"{name} names no setting; [{section}] has: {', '.join(sorted(fields[section]))}"
             )
         data.setdefault(section, {})[key] = _parse_env_value(raw)
+        names[section, key] = name
         log.debug("setting %s.%s from %s", section, key, name)
+    return names
 
 
 def _section_fields(section: str) -> set[str]:

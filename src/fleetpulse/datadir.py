@@ -19,6 +19,33 @@ log = logging.getLogger(__name__)
 LOCK_FILE = "fleetpulse.lock"
 
 
+def create_data_dir(data_dir: str | Path) -> Path:
+    """Create the data folder and its parents if missing; return it.
+
+    Raises ConfigError naming the path when it, or a parent, exists as a file, or when
+    the process may not create it.
+    """
+    path = Path(data_dir)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except FileExistsError as exc:
+        raise ConfigError(
+            f"data folder {path} exists as a file, not a folder; pass a folder path as "
+            "--data-dir ([server] data_dir) or move the file away"
+        ) from exc
+    except NotADirectoryError as exc:
+        raise ConfigError(
+            f"data folder {path} cannot be created, because a part of the path is a file; "
+            "pass another --data-dir ([server] data_dir)"
+        ) from exc
+    except PermissionError as exc:
+        raise ConfigError(
+            f"data folder {path} cannot be created: permission denied; pass a folder this "
+            "user may write as --data-dir ([server] data_dir)"
+        ) from exc
+    return path
+
+
 class DataDirLock:
     """An exclusive advisory lock on ``data_dir/fleetpulse.lock``, released on close.
 
@@ -32,7 +59,7 @@ class DataDirLock:
 
     def acquire(self) -> None:
         """Take the lock. Raises ConfigError naming the holder's pid if it is taken."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        create_data_dir(self.path.parent)
         handle = open(self.path, "a+")  # noqa: SIM115 - kept open while the lock is held
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)

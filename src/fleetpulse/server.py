@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import logging
 import time
-from pathlib import Path
 
 from fleetpulse.auth.bind import check_bind
 from fleetpulse.auth.tls import tls_files
 from fleetpulse.config import Settings
-from fleetpulse.datadir import DataDirLock
+from fleetpulse.datadir import DataDirLock, create_data_dir
 from fleetpulse.ingest.protocols.base import ProtocolListener
 from fleetpulse.live.bus import open_live_bus
 from fleetpulse.queue.base import Queue, open_queue
@@ -71,7 +70,7 @@ class EmbeddedServer:
         server = self.settings.server
         # Raises ConfigError before anything listens beyond loopback without keys.
         check_bind(self.settings)
-        Path(server.data_dir).mkdir(parents=True, exist_ok=True)
+        create_data_dir(server.data_dir)
         self._lock.acquire()
 
         await self.store.start()

@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from fleetpulse import metrics
-from fleetpulse.errors import QueueFullError
+from fleetpulse.errors import QueueFullError, StoreError
 from fleetpulse.ingest.service import IngestRequestError, IngestService
 from fleetpulse.model.record import RecordIn
 from fleetpulse.model.timestamps import now_ms
@@ -121,14 +121,22 @@ async def test_queue_full_propagates(store: MemoryStore) -> None:
     assert store.letters == []
 
 
-async def test_dead_letter_failure_keeps_result(queue: MemoryQueue) -> None:
+async def test_dead_letter_failure_raises(queue: MemoryQueue) -> None:
     service = IngestService(make_settings(), queue, MemoryStore(fail_dead_letters=True))
 
-    result = await service.ingest_body(json_body(record(), record(lat=100.0)), JSON)
+    # The transport must not acknowledge: the reject would be lost. The valid record is
+    # already published, and the store drops its copy from the client's retry.
+    with pytest.raises(StoreError):
+        await service.ingest_body(json_body(record(), record(lat=100.0)), JSON)
 
-    assert result.accepted == 1
-    assert result.rejected == 1
     assert len(queue.records) == 1
+
+
+async def test_dead_letter_failure_request_error(queue: MemoryQueue) -> None:
+    service = IngestService(make_settings(), queue, MemoryStore(fail_dead_letters=True))
+
+    with pytest.raises(StoreError):
+        await service.ingest_body(b"[{", JSON)
 
 
 async def test_malformed_body_request_error(service: IngestService, store: MemoryStore) -> None:

@@ -2,13 +2,28 @@
 
 from __future__ import annotations
 
+import logging
+import time
+
 import msgspec
+from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from fleetpulse.errors import QueueError, StoreError
+
+log = logging.getLogger(__name__)
+
 _encoder = msgspec.json.Encoder()
+
+# Retry-After of a 503 for an unreachable store or queue, in seconds: a few health
+# check intervals, so a client does not retry faster than recovery can be noticed.
+BACKEND_RETRY_AFTER_S = 5
+# While a backend is down every request fails the same way, so the warning is logged at
+# most once per interval, with the number of failed requests since the last one.
+BACKEND_ERROR_LOG_INTERVAL_S = 10.0
 
 
 class ApiError(Exception):
@@ -33,6 +48,60 @@ async def handle_api_error(request: Request, exc: Exception) -> Response:
     """Turn an ApiError raised by a handler into its JSON response."""
     assert isinstance(exc, ApiError)
     return error_response(exc.status, exc.code, exc.message)
+
+
+class _BackendErrorLog:
+    """Logs one warning per interval for failed backend calls, and counts the rest."""
+
+    def __init__(self, interval_s: float = BACKEND_ERROR_LOG_INTERVAL_S) -> None:
+        self.interval_s = interval_s
+        self.count = 0
+        self.logged_at = -interval_s
+
+    def record(self, request: Request, code: str, exc: Exception) -> None:
+        self.count += 1
+        now = time.monotonic()
+        if now - self.logged_at < self.interval_s:
+            return
+        log.warning(
+            "responding with 503 %s path=%s requests_since_warning=%d: %s",
+            code,
+            request.url.path,
+            self.count,
+            exc,
+        )
+        self.logged_at = now
+        self.count = 0
+
+
+_backend_error_log = _BackendErrorLog()
+
+
+async def handle_backend_error(request: Request, exc: Exception) -> Response:
+    """Convert a retriable StoreError or QueueError into a 503 JSON response with Retry-After.
+
+    The error is logged without a traceback, at most once per interval. A non-retriable
+    one is re-raised, so that it becomes a 500 with its traceback in the log.
+    """
+    if not isinstance(exc, StoreError | QueueError) or not exc.retriable:
+        raise exc
+    if isinstance(exc, StoreError):
+        code, backend = "store_unavailable", "the store"
+    else:
+        code, backend = "queue_unavailable", "the queue"
+    _backend_error_log.record(request, code, exc)
+    message = (
+        f"{request.url.path}: {backend} is unreachable ({exc}); send the request again "
+        f"after {BACKEND_RETRY_AFTER_S} s"
+    )
+    headers = {"Retry-After": str(BACKEND_RETRY_AFTER_S)}
+    return error_response(503, code, message, headers)
+
+
+def add_backend_error_handlers(app: Starlette) -> None:
+    """Register ``handle_backend_error`` for StoreError and QueueError on ``app``."""
+    app.add_exception_handler(StoreError, handle_backend_error)
+    app.add_exception_handler(QueueError, handle_backend_error)
 
 
 _HTTP_HINTS = {

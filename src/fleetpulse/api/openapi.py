@@ -204,6 +204,9 @@ def _paths() -> dict[str, Any]:
                         "Records accepted (some may be rejected)", _ref("IngestResult")
                     ),
                     "400": _ERROR,
+                    "408": _response(
+                        "The body did not arrive within [ingest] body_timeout_s", _ref("Error")
+                    ),
                     "413": _ERROR,
                     "415": _ERROR,
                     "503": _response("Queue full: retry after Retry-After seconds", _ref("Error")),

@@ -55,6 +55,7 @@ def main(role: RoleName, args: argparse.Namespace) -> int:
 
 
 async def _serve(role: RoleName, settings: Any) -> None:
+    from fleetpulse.auth.bind import describe_auth
     from fleetpulse.roles.standalone import RoleServer, describe_backends
 
     server = RoleServer(settings, role)
@@ -71,6 +72,7 @@ async def _serve(role: RoleName, settings: Any) -> None:
         lines.append(f"  query:   GET  {server.url}/v1/vehicles, /v1/events, /v1/fleet/summary")
         lines.append(f"  live:    GET  {server.url}/v1/live  (WebSocket)")
     lines.append(f"  health:  GET  {server.url}/healthz   metrics: {server.url}/metrics")
+    lines.append(f"  auth:    {describe_auth(settings)}")
     lines.append("  stop with Ctrl-C")
     print("\n".join(lines), flush=True)
     try:

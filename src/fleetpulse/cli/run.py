@@ -51,6 +51,7 @@ def main(args: argparse.Namespace) -> int:
 
 
 async def _serve(settings: Any) -> None:
+    from fleetpulse.auth.bind import describe_auth
     from fleetpulse.server import EmbeddedServer
 
     server = EmbeddedServer(settings)
@@ -61,6 +62,7 @@ async def _serve(settings: Any) -> None:
         f"  ingest:  POST {server.url}/v1/telemetry\n"
         f"  query:   GET  {server.url}/v1/vehicles, /v1/events, /v1/fleet/summary\n"
         f"  docs:    GET  {server.url}/openapi.json   metrics: {server.url}/metrics\n"
+        f"  auth:    {describe_auth(settings)}\n"
         + "".join(f"  device:  {listener.describe()}\n" for listener in server.listeners)
         + f"  data in {settings.server.data_dir}; stop with Ctrl-C",
         flush=True,

@@ -96,6 +96,7 @@ class IngestService:
         self._queue_full_warning = _ThrottledWarning()
         self._overloaded_warning = _ThrottledWarning()
         self._storage_full_warning = _ThrottledWarning()
+        self._dead_letter_warning = _ThrottledWarning()
 
     @property
     def inflight_bytes(self) -> int:
@@ -103,20 +104,34 @@ class IngestService:
         return self._inflight_bytes
 
     @contextlib.contextmanager
-    def admit(self, declared_bytes: int | None, source: str = SOURCE_HTTP) -> Iterator[None]:
+    def admit(
+        self, reserved_bytes: int | None = 0, source: str = SOURCE_HTTP
+    ) -> Iterator[Admission]:
         """Count a request's body against ``ingest.max_inflight_bytes`` for the with block.
 
-        ``declared_bytes`` is the Content-Length. A request without one is counted as
-        ``ingest.max_body_bytes``, the most it may send. Raises OverloadedError when the
-        request would take the bytes in progress past the limit. A request arriving while
-        nothing else is in progress is always admitted, so that any allowed size fits.
+        The transport adds the body bytes as it receives them with ``Admission.receive``,
+        so a client that declares a large Content-Length and then sends slowly counts only
+        the bytes it has sent. ``reserved_bytes`` are counted up front; None counts
+        ``ingest.max_body_bytes``, the most a request may send. Raises OverloadedError when
+        the bytes in progress would pass the limit, now or in a later ``receive``. A
+        request is always admitted while no other one has bytes counted, so that any allowed
+        size fits.
         """
         max_body_bytes = self.settings.ingest.max_body_bytes
-        # A larger declared body is rejected with 413 before it is read, so it costs
-        # no more than the limit.
-        size = max_body_bytes if declared_bytes is None else min(declared_bytes, max_body_bytes)
+        size = max_body_bytes if reserved_bytes is None else min(reserved_bytes, max_body_bytes)
+        admission = Admission(self, source)
+        self._take_inflight(0, size, source)
+        admission.held_bytes = size
+        try:
+            yield admission
+        finally:
+            self._inflight_bytes -= admission.held_bytes
+
+    def _take_inflight(self, held_bytes: int, size: int, source: str) -> None:
+        """Count ``size`` more bytes for a request with ``held_bytes``, or raise OverloadedError."""
         limit = self.settings.ingest.max_inflight_bytes
-        if self._inflight_bytes > 0 and self._inflight_bytes + size > limit:
+        others = self._inflight_bytes - held_bytes
+        if others > 0 and self._inflight_bytes + size > limit:
             metrics.OVERLOADED.labels(source).inc()
             if self._overloaded_warning.due():
                 log.warning(
@@ -124,16 +139,12 @@ class IngestService:
                     "request_bytes=%d max_inflight_bytes=%d requests_since_warning=%d",
                     source,
                     self._inflight_bytes,
-                    size,
+                    held_bytes + size,
                     limit,
                     self._overloaded_warning.take_count(),
                 )
-            raise OverloadedError(self._inflight_bytes, size, limit)
+            raise OverloadedError(self._inflight_bytes, held_bytes + size, limit)
         self._inflight_bytes += size
-        try:
-            yield
-        finally:
-            self._inflight_bytes -= size
 
     async def ingest_body(
         self, body: bytes, content_type: str | None, source: str = SOURCE_HTTP
@@ -174,6 +185,8 @@ class IngestService:
         written only after the publish succeeded, so a request retried after a full queue
         does not store its rejects twice. Raises QueueFullError when the queue is full,
         QueueStorageFullError when its disk is full and QueueError on other failures.
+        Raises StoreError when the dead letters cannot be written, so that the transport
+        does not acknowledge records it could not keep.
         ``received_at_ms`` defaults to the first record's, or to now.
         """
         if received_at_ms is None:
@@ -281,29 +294,53 @@ class IngestService:
         metrics.RECORDS_ACCEPTED.labels(source).inc(len(records))
 
     async def _write_dead_letters(self, letters: list[DeadLetter], source: str) -> None:
+        """Write dead letters, or raise the store's error so the transport withholds its ack.
+
+        Records accepted in the same request are already in the queue when this raises.
+        The client's retry publishes them again, and the store keeps one row per
+        (device_id, ts_ms), so the retry adds no duplicate records, positions or events.
+        """
         try:
             await self._store.write_dead_letters(letters)
         except StorageFullError as exc:
-            # Dead letters are diagnostic copies, as in the StoreError case below, and the
-            # store writer has already logged the full disk as an error.
+            # The store writer has already logged the full disk as an error.
+            metrics.STORAGE_FULL.labels(source).inc()
             if self._storage_full_warning.due():
                 log.warning(
-                    "disk full, dropped %d dead letters source=%s requests_since_warning=%d: %s",
+                    "disk full, rejecting the request until space is freed: %d dead letters "
+                    "not written source=%s requests_since_warning=%d: %s",
                     len(letters),
                     source,
                     self._storage_full_warning.take_count(),
                     exc,
                 )
-        except StoreError:
-            # Dead letters are diagnostic copies, so a store failure does not change the
-            # response: accepted records are already durable, and a rejected request gets
-            # its error either way. Failing here would only make the client send again.
-            log.exception(
-                "failed to write %d dead letters source=%s reasons=%s",
-                len(letters),
-                source,
-                sorted({letter.reason for letter in letters}),
-            )
+            raise
+        except StoreError as exc:
+            if self._dead_letter_warning.due():
+                log.error(
+                    "failed to write %d dead letters, so the request is not acknowledged source=%s "
+                    "reasons=%s requests_since_warning=%d: %s",
+                    len(letters),
+                    source,
+                    sorted({letter.reason for letter in letters}),
+                    self._dead_letter_warning.take_count(),
+                    exc,
+                )
+            raise
+
+
+class Admission:
+    """The body bytes of one admitted request, counted against ``ingest.max_inflight_bytes``."""
+
+    def __init__(self, service: IngestService, source: str) -> None:
+        self._service = service
+        self._source = source
+        self.held_bytes = 0
+
+    def receive(self, size: int) -> None:
+        """Count ``size`` more received bytes; raises OverloadedError past the limit."""
+        self._service._take_inflight(self.held_bytes, size, self._source)
+        self.held_bytes += size
 
 
 class _ThrottledWarning:

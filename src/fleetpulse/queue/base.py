@@ -79,6 +79,14 @@ class Queue(abc.ABC):
     def depth(self) -> int:
         """Return the number of records published and not yet acknowledged."""
 
+    async def check(self) -> str | None:
+        """Return why the queue cannot publish or fetch now, or None when it can.
+
+        ``/healthz`` awaits it, so a backend that asks a server bounds the request with a
+        timeout of about two seconds. An embedded backend returns None.
+        """
+        return None
+
     def owned_partitions(self) -> frozenset[int] | None:
         """Return the partitions this consumer processes, or None when it processes all.
 

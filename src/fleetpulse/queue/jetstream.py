@@ -69,6 +69,9 @@ DEPTH_SAMPLE_MAX_BYTES = 64 * 1024 * 1024
 KNOWN_MESSAGES_MAX = 100_000
 # Wait at close for publishes in progress: longer than one publish with all its attempts.
 CLOSE_PUBLISH_MARGIN_S = 1.0
+# The health check's bound on the stream info request, in seconds. Short, because
+# /healthz waits for it and a load balancer times out its probe.
+CHECK_TIMEOUT_S = 2.0
 
 
 class JetStreamQueue(Queue):
@@ -206,6 +209,13 @@ class JetStreamQueue(Queue):
             return
         if self._closed or self._js is None:
             raise QueueError(f"publish failed: the JetStream queue {self._stream} is not open")
+        if self._client is not None and not self._client.is_connected:
+            # Fail at once, so ingest responds with 503 now instead of after every attempt's
+            # timeout. Nothing was sent, so the client's retry publishes the records once.
+            raise QueueError(
+                f"publish failed: not connected to NATS at {self._url_for_log}, reconnecting; "
+                "retry later, and check that nats-server is running"
+            )
         depth = self.depth()
         if depth + count > self._capacity:
             raise QueueFullError(depth, self._capacity)
@@ -461,6 +471,26 @@ class JetStreamQueue(Queue):
         )
 
     # -- ownership API ----------------------------------------------------------------
+
+    async def check(self) -> str | None:
+        """Check that the NATS client is connected and the stream answers an info request."""
+        client, js = self._client, self._js
+        if self._closed or client is None or js is None:
+            return f"queue unreachable: the JetStream queue {self._stream} is not open"
+        if not client.is_connected:
+            return (
+                f"queue unreachable: not connected to NATS at {self._url_for_log}, "
+                "reconnecting; check that nats-server is running"
+            )
+        try:
+            async with asyncio.timeout(CHECK_TIMEOUT_S):
+                await js.stream_info(self._stream)
+        except (nats.errors.Error, TimeoutError) as exc:
+            return (
+                f"queue unreachable: stream {self._stream} on {self._url_for_log} did not "
+                f"answer within {CHECK_TIMEOUT_S:g} s ({exc!r}); check nats-server and JetStream"
+            )
+        return None
 
     def owned_partitions(self) -> frozenset[int] | None:
         """Return the partitions whose records this process hands out; empty before fetch."""

@@ -10,6 +10,7 @@ from starlette.routing import BaseRoute
 
 from fleetpulse.api.app import create_app
 from fleetpulse.api.context import ApiContext
+from fleetpulse.api.errors import add_backend_error_handlers
 from fleetpulse.config import Settings
 from fleetpulse.live.hub import LiveHub
 from fleetpulse.notify.notifier import Notifier
@@ -54,11 +55,14 @@ class ApiRole:
     ) -> Starlette:
         """Build the HTTP app: the query routes plus ``extra_routes`` such as ingestion.
 
-        Without ``notifier`` the ``/v1/notify/...`` routes respond with 503.
+        Without ``notifier`` the ``/v1/notify/...`` routes respond with 503. An unreachable
+        store or queue gives 503 JSON with Retry-After (``api.errors.handle_backend_error``).
         """
-        return create_app(
+        app = create_app(
             self.context, extra_routes=extra_routes, live_hub=self.live, notifier=notifier
         )
+        add_backend_error_handlers(app)
+        return app
 
     async def start(self) -> None:
         """Start the live hub, then retention. The store must be open.

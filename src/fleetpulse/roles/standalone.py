@@ -20,7 +20,12 @@ from starlette.routing import BaseRoute
 
 from fleetpulse import metrics
 from fleetpulse.api.context import ApiContext
-from fleetpulse.api.errors import ApiError, handle_api_error, handle_http_exception
+from fleetpulse.api.errors import (
+    ApiError,
+    add_backend_error_handlers,
+    handle_api_error,
+    handle_http_exception,
+)
 from fleetpulse.api.system import system_routes
 from fleetpulse.auth.bind import check_bind
 from fleetpulse.auth.middleware import auth_middleware
@@ -215,7 +220,7 @@ def describe_backends(settings: Settings, role: RoleName) -> str:
 
 
 def _small_app(routes: Iterable[BaseRoute], settings: Settings) -> Starlette:
-    return Starlette(
+    app = Starlette(
         routes=list(routes),
         middleware=[auth_middleware(settings)],
         exception_handlers={
@@ -223,6 +228,8 @@ def _small_app(routes: Iterable[BaseRoute], settings: Settings) -> Starlette:
             HTTPException: handle_http_exception,
         },
     )
+    add_backend_error_handlers(app)
+    return app
 
 
 def _total(counter: Counter) -> float:

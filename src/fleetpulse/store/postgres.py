@@ -58,6 +58,10 @@ PURGE_CHUNK_ROWS = 10_000
 # while this one still listed it.
 _NO_PARTITION = "no partition of relation"
 
+# The health check's bound on getting a connection and running SELECT 1, in seconds.
+# Short, because /healthz waits for it and a load balancer times out its probe.
+CHECK_TIMEOUT_S = 2.0
+
 
 class PostgresStore(Store):
     """The shared store (``[store] backend = "postgres"``).
@@ -351,6 +355,22 @@ class PostgresStore(Store):
             sql.VEHICLE_HOURS, (device_id, from_ms, to_ms), "vehicle activity query"
         )
         return [activity.activity(tuple(row)) for row in found]
+
+    async def check(self) -> str | None:
+        """Run ``SELECT 1`` on a pooled connection, giving up after CHECK_TIMEOUT_S."""
+        if self._pool is None or self._closed:
+            return f"postgres store {self._target} is not open"
+        try:
+            async with asyncio.timeout(CHECK_TIMEOUT_S):
+                async with self._pool.acquire() as connection:
+                    await connection.fetchval("SELECT 1")
+        except DATABASE_ERRORS as exc:
+            return (
+                f"store unreachable: postgres {self._target} failed a check within "
+                f"{CHECK_TIMEOUT_S:g} s ({str(exc) or type(exc).__name__}); check that the "
+                "server is running and [postgres] dsn"
+            )
+        return None
 
     # --- helpers ------------------------------------------------------------------
 
