@@ -102,7 +102,7 @@ class NatsSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     # JetStream drops a message whose Nats-Msg-Id it stored this recently, so a retried
     # publish is stored once.
     duplicate_window_s: float = 120.0
-    # The stream stops accepting publishes (ingest answers 503) at this size.
+    # The stream rejects publishes at this size, and ingest then responds 503.
     max_stream_bytes: int = 1024 * 1024 * 1024
     # A message handed out and not acknowledged for this long is delivered again.
     ack_wait_s: float = 30.0

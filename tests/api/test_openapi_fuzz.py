@@ -96,7 +96,7 @@ def test_device_id_with_line_feed_documented(fuzzed_server: ServerProcess) -> No
 
 
 def test_static_long_name_not_found(fuzzed_server: ServerProcess) -> None:
-    # Found by schemathesis: GET /static/ with a name longer than the file system allows
-    # answers 500, from OSError "File name too long" in the static file lookup.
+    # Found by schemathesis: a name longer than the file system allows made the static
+    # file lookup raise OSError "File name too long", which became a 500.
     answer = httpx.get(fuzzed_server.url + "/static/" + "a" * 300, timeout=10)
     assert answer.status_code == 404

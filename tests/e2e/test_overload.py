@@ -15,10 +15,11 @@ from tests.e2e.overload_run import OverloadOutcome, OverloadPlan, run_overload
 pytestmark = pytest.mark.slow
 
 PLAN = OverloadPlan(max_inflight_bytes=1024 * 1024, capacity_records=50_000, surge_clients=48)
-# Allowance over the resident memory of the idle server. Ingest holds at most 1 MiB of
-# bodies and their decoded records; the rest is the processor's batch of 5,000 records,
-# SQLite page caches and allocator slack. Measured peak growth: 75 to 125 MiB (2 shared
-# cores, other test suites running at the same time).
+# Allowance over the resident memory of the idle server. Ingest keeps at most 1 MiB of
+# bodies and their decoded records in memory. The rest is the processor's batch (up to
+# `[queue] fetch_max_records`, 20,000 by default), SQLite page caches and allocator slack.
+# Measured peak growth: 75 to 125 MiB (2 shared cores, other test suites running at the
+# same time).
 RSS_GROWTH_LIMIT_MIB = 200
 
 

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from typing import Final
 
 import msgspec
@@ -30,12 +29,10 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from fleetpulse import metrics
 from fleetpulse.auth.devices import IngestGuard
 from fleetpulse.auth.middleware import SCOPE_CREDENTIAL
 from fleetpulse.auth.ratelimit import RateDecision
 from fleetpulse.errors import FleetpulseError, OverloadedError, QueueFullError, StorageFullError
-from fleetpulse.ingest.decode import BodyError, decode_body
 from fleetpulse.ingest.service import (
     Admission,
     IngestRequestError,
@@ -43,7 +40,6 @@ from fleetpulse.ingest.service import (
     IngestService,
     RecordError,
 )
-from fleetpulse.model.timestamps import now_ms
 from fleetpulse.model.vocabulary import (
     ERROR_INTERNAL,
     ERROR_OVERLOADED,
@@ -188,18 +184,7 @@ async def _ingest(
     if not guard.active:
         return await service.ingest_body(body, content_type, SOURCE_HTTP)
 
-    # NOTE: these steps repeat IngestService.ingest_body with the guard between decoding
-    # and publishing; a change there must be made here too.
-    received_at_ms = now_ms()
-    started = time.perf_counter()
-    try:
-        batch = decode_body(body, content_type, received_at_ms, service.settings, SOURCE_HTTP)
-    except BodyError as exc:
-        error = await service.reject_request(
-            exc.reason, exc.message, body, SOURCE_HTTP, received_at_ms=received_at_ms
-        )
-        raise error from exc
-    metrics.STAGE_SECONDS.labels("validate").observe(time.perf_counter() - started)
+    batch, received_at_ms = await service.decode(body, content_type, SOURCE_HTTP)
 
     guarded = guard.filter_devices(
         batch.records, batch.rejects, request.scope.get(SCOPE_CREDENTIAL)

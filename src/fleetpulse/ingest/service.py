@@ -27,7 +27,7 @@ from fleetpulse.errors import (
 from fleetpulse.ingest.decode import BodyError, body_format, decode_body
 from fleetpulse.model.record import DeadLetter, Record
 from fleetpulse.model.timestamps import now_ms
-from fleetpulse.model.validate import Reject
+from fleetpulse.model.validate import Reject, ValidatedBatch
 from fleetpulse.model.vocabulary import (
     INVALID_JSON,
     INVALID_TYPE,
@@ -155,6 +155,22 @@ class IngestService:
         IngestRequestError when the body is unusable as a whole, after writing one dead
         letter for it, and lets QueueFullError from the queue propagate.
         """
+        batch, received_at_ms = await self.decode(body, content_type, source)
+        return await self.ingest_records(
+            batch.records, batch.rejects, source, received_at_ms=received_at_ms
+        )
+
+    async def decode(
+        self, body: bytes, content_type: str | None, source: str = SOURCE_HTTP
+    ) -> tuple[ValidatedBatch, int]:
+        """Decode and validate one request body; return its records and receive time.
+
+        The HTTP handler calls it directly when it must check the records' devices
+        before they are published, then passes them to ``ingest_records``. The receive time
+        (epoch ms) stamps the records and their dead letters. Raises IngestRequestError
+        when the body is unusable
+        as a whole, after writing one dead letter for it.
+        """
         received_at_ms = now_ms()
         started = time.perf_counter()
         try:
@@ -166,10 +182,7 @@ class IngestService:
             raise error from exc
         # The "validate" stage covers decoding too: the fast path does both in one call.
         metrics.STAGE_SECONDS.labels("validate").observe(time.perf_counter() - started)
-
-        return await self.ingest_records(
-            batch.records, batch.rejects, source, received_at_ms=received_at_ms
-        )
+        return batch, received_at_ms
 
     async def ingest_records(
         self,

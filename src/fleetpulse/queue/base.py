@@ -82,7 +82,7 @@ class Queue(abc.ABC):
     async def check(self) -> str | None:
         """Return why the queue cannot publish or fetch now, or None when it can.
 
-        ``/healthz`` awaits it, so a backend that asks a server bounds the request with a
+        ``/healthz`` awaits it, so a backend that queries a server bounds the request with a
         timeout of about two seconds. An embedded backend returns None.
         """
         return None

@@ -473,7 +473,7 @@ class JetStreamQueue(Queue):
     # -- ownership API ----------------------------------------------------------------
 
     async def check(self) -> str | None:
-        """Check that the NATS client is connected and the stream answers an info request."""
+        """Check that the NATS client is connected and the stream returns its info."""
         client, js = self._client, self._js
         if self._closed or client is None or js is None:
             return f"queue unreachable: the JetStream queue {self._stream} is not open"

@@ -43,7 +43,7 @@ class DeliveryError(SimError):
 
 
 class AuthenticationError(SimError):
-    """The server answered 401 or 403 to a batch: the token is missing, wrong or too narrow."""
+    """A 401 or 403 response to a batch: the token is missing, invalid or of too narrow a scope."""
 
     def __init__(self, url: str, status: int, env_name: str) -> None:
         problem = "requires a token" if status == 401 else "refused the token"

@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 INGEST_PATH = "/v1/telemetry"
-# The environment variable that holds the bearer token sent with every batch.
+# The environment variable with the bearer token sent with every batch.
 TOKEN_ENV = "FLEETPULSE_TOKEN"
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 BACKOFF_FIRST_S = 0.25

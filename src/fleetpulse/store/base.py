@@ -120,7 +120,7 @@ class Store(abc.ABC):
     async def check(self) -> str | None:
         """Return why the store cannot be reached now, or None when it can.
 
-        ``/healthz`` awaits it, so a backend that asks a server bounds the request with a
+        ``/healthz`` awaits it, so a backend that queries a server bounds the request with a
         timeout of about two seconds. An embedded backend returns None.
         """
         return None
