@@ -35,7 +35,7 @@ import msgspec
 
 from http_load import LoadOptions, _check_options, _plans, _run_load, run_benchmark
 from load_report import LoadReport, format_summary
-from server_child import CLOCK_TICKS_PER_S
+from server_child import tree_cpu_s, tree_peak_rss_mib
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 # The nats-server and PostgreSQL starters of the test suite, which stop by PID.
@@ -137,12 +137,14 @@ class Deployment:
         }
 
     def cpu_s(self) -> float:
-        """Return user plus system CPU seconds of every fleetpulse child, from /proc."""
-        return sum(_cpu_s(role.pid) for role in self.roles)
+        """Return user plus system CPU seconds of every fleetpulse child and its own
+        children, from /proc."""
+        return sum(tree_cpu_s(role.pid) for role in self.roles)
 
     def peak_rss_mib(self) -> float:
-        """Return the sum of the children's peak resident set sizes (VmHWM) in MiB."""
-        return sum(_peak_rss_mib(role.pid) for role in self.roles)
+        """Return the sum of the peak resident set sizes (VmHWM) in MiB of every fleetpulse
+        child and its own children."""
+        return sum(tree_peak_rss_mib(role.pid) for role in self.roles)
 
 
 def _scrape(client: httpx.Client, url: str) -> dict[str, float]:
@@ -156,19 +158,6 @@ def _scrape(client: httpx.Client, url: str) -> dict[str, float]:
         name = name_and_labels.partition("{")[0]
         totals[name] = totals.get(name, 0.0) + float(value)
     return totals
-
-
-def _cpu_s(pid: int) -> float:
-    stat = Path(f"/proc/{pid}/stat").read_text()
-    fields = stat.rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS_PER_S
-
-
-def _peak_rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    raise RuntimeError(f"/proc/{pid}/status has no VmHWM line")
 
 
 def run_distributed(

@@ -122,6 +122,18 @@ def build_pool(
     ``end_ms`` (default: now), so every timestamp lies within the last
     ``record_count / len(device_ids)`` seconds. ``batch == 1`` sends a bare JSON object.
     """
+    records = build_records(device_ids, record_count, seed, end_ms)
+    return _encode_requests(records, batch, ndjson)
+
+
+def build_records(
+    device_ids: list[str], record_count: int, seed: int, end_ms: int | None = None
+) -> list[BenchRecord]:
+    """Build ``record_count`` records of ``device_ids``, one per vehicle per second.
+
+    The records are in device-time order, all vehicles' records of one second together,
+    and the newest second is ``end_ms`` (default: now).
+    """
     if not device_ids:
         raise ValueError("a request pool needs at least one vehicle")
     rng = random.Random(seed)
@@ -138,8 +150,7 @@ def build_pool(
             records.append(_record(vehicle, ts_ms))
             vehicle.advance_1s(rng)
     del records[record_count:]
-
-    return _encode_requests(records, batch, ndjson)
+    return records
 
 
 def _record(vehicle: Vehicle, ts_ms: int) -> BenchRecord:

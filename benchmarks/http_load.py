@@ -23,6 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from multiprocessing.synchronize import Event as EventType
 from pathlib import Path
+from typing import Protocol
 
 import httpx
 import msgspec
@@ -51,6 +52,20 @@ PROGRESS_INTERVAL_S = 2.0
 METRIC_PROCESSED = "fleetpulse_records_processed_total"
 METRIC_ACCEPTED = "fleetpulse_records_accepted_total"
 METRIC_QUEUE_DEPTH = "fleetpulse_queue_depth_records"
+
+
+class MeasuredServer(Protocol):
+    """The server under test as the load run reads it: a ServerChild, or the roles of a
+    distributed deployment together."""
+
+    @property
+    def url(self) -> str: ...
+
+    def metrics(self, client: httpx.Client) -> dict[str, float]: ...
+
+    def cpu_s(self) -> float: ...
+
+    def peak_rss_mib(self) -> float: ...
 
 
 @dataclass
@@ -145,7 +160,9 @@ def _plans(options: LoadOptions, host: str, port: int) -> list[WorkerPlan]:
     return plans
 
 
-def _run_load(options: LoadOptions, server: ServerChild, plans: list[WorkerPlan]) -> LoadReport:
+def _run_load(
+    options: LoadOptions, server: MeasuredServer, plans: list[WorkerPlan]
+) -> LoadReport:
     context = multiprocessing.get_context("spawn")
     ready = [context.Event() for _ in plans]
     go = context.Event()
@@ -214,7 +231,7 @@ def _wait_ready(
 
 
 def _show_progress(
-    server: ServerChild, client: httpx.Client, end_s: float, before: dict[str, float]
+    server: MeasuredServer, client: httpx.Client, end_s: float, before: dict[str, float]
 ) -> None:
     """Print accepted and processed rates and the queue depth every few seconds to stderr."""
     last = before

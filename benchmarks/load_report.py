@@ -42,6 +42,8 @@ class LoadReport(msgspec.Struct):
     e2e_p99_ms: float | None
     e2e_samples: int
     e2e_not_visible: int
+    # The server process and its child processes: CPU summed over all of them, and the
+    # sum of each one's peak RSS (an upper bound, since the peaks need not coincide).
     server_cpu_s: float
     server_cpu_pct: float
     server_peak_rss_mib: float
@@ -155,8 +157,10 @@ def format_summary(report: LoadReport) -> str:
         ("end-to-end latency", f"p50 {_fmt(report.e2e_p50_ms)}  p99 {_fmt(report.e2e_p99_ms)}  "
                                f"({report.e2e_samples} probes, {report.e2e_not_visible} not "
                                "visible in time)"),
-        ("server CPU", f"{report.server_cpu_s:.1f} s = {report.server_cpu_pct:.0f} % of one core"),
-        ("server peak RSS", f"{report.server_peak_rss_mib:,.0f} MiB"),
+        ("server CPU", f"{report.server_cpu_s:.1f} s = {report.server_cpu_pct:.0f} % of one core "
+                       "(server and its child processes)"),
+        ("server peak RSS", f"{report.server_peak_rss_mib:,.0f} MiB (sum over the server and "
+                            "its child processes)"),
         ("load generator CPU", f"{report.load_cpu_s:.1f} s = {report.load_cpu_pct:.0f} % of one "
                                f"core (build before the clock: {report.load_build_s:.1f} s)"),
         ("other CPU", f"{report.other_cpu_pct:.0f} % of one core used by other processes "

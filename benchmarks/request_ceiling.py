@@ -22,12 +22,17 @@ import subprocess
 import sys
 import tempfile
 import time
+from pathlib import Path
 
+import msgspec
 import uvloop
 
 from fleet_payloads import JSON_TYPE, build_pool, http_post
+from server_child import tree_cpu_s
 
 READY_TIMEOUT_S = 30.0
+# One-record requests built before the clock starts, sent round robin.
+POOL_REQUESTS = 200_000
 
 _TRIVIAL_SERVER = """
 import asyncio, sys
@@ -121,41 +126,72 @@ async def load(port: int, requests: list[bytes], connections: int, duration_s: f
     return done
 
 
+class RequestRate(msgspec.Struct):
+    """One target's completed one-record requests per second and its CPU per request."""
+
+    target: str
+    requests_per_s: float
+    server_cpu_pct: float
+    cpu_us_per_request: float
+
+
+def measure_request_rates(
+    duration_s: float,
+    connections: int,
+    vehicles: int,
+    pool_requests: int = POOL_REQUESTS,
+    quiet: bool = False,
+) -> list[RequestRate]:
+    """Drive the trivial app, then ``fleetpulse run``, with the same requests; return both.
+
+    A run that sends all ``pool_requests`` requests starts again at the first, so records
+    repeat and ``fleetpulse run`` stores each one once.
+    """
+    device_ids = [f"veh-{number:05d}" for number in range(vehicles)]
+    pool = build_pool(device_ids, pool_requests, 1, ndjson=False, seed=3)
+    requests = pool.requests
+    assert requests[0].startswith(http_post(b"/v1/telemetry", JSON_TYPE, b"")[:20])
+
+    rates = []
+    for kind in ("trivial", "fleetpulse"):
+        with tempfile.TemporaryDirectory(prefix="fleetpulse-ceiling-") as data_dir:
+            child, port = start_target(kind, data_dir)
+            try:
+                started_cpu = tree_cpu_s(child.pid)
+                done = uvloop.run(load(port, requests, connections, duration_s))
+                cpu_s = tree_cpu_s(child.pid) - started_cpu
+            finally:
+                stop_target(child)
+        rate = RequestRate(
+            target=kind,
+            requests_per_s=done / duration_s,
+            server_cpu_pct=100.0 * cpu_s / duration_s,
+            cpu_us_per_request=cpu_s / max(done, 1) * 1e6,
+        )
+        rates.append(rate)
+        if not quiet:
+            print(
+                f"{kind:<10} {rate.requests_per_s:8,.0f} requests/s  server CPU "
+                f"{rate.server_cpu_pct:4.0f} % of one core  "
+                f"{rate.cpu_us_per_request:6.0f} us CPU per request",
+                flush=True,
+            )
+    return rates
+
+
 def main(argv: list[str] | None = None) -> int:
     """Measure both targets from the command line; return the exit status."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per target")
     parser.add_argument("--connections", type=int, default=64, help="keep-alive connections")
     parser.add_argument("--vehicles", type=int, default=1000, help="vehicles sending records")
+    parser.add_argument("--json", metavar="FILE", help="also write both rates as JSON to FILE")
     args = parser.parse_args(argv)
 
-    device_ids = [f"veh-{number:05d}" for number in range(args.vehicles)]
-    pool = build_pool(device_ids, 200_000, 1, ndjson=False, seed=3)
-    requests = pool.requests
-    assert requests[0].startswith(http_post(b"/v1/telemetry", JSON_TYPE, b"")[:20])
-
-    for kind in ("trivial", "fleetpulse"):
-        with tempfile.TemporaryDirectory(prefix="fleetpulse-ceiling-") as data_dir:
-            child, port = start_target(kind, data_dir)
-            try:
-                started_cpu = _child_cpu_s(child.pid)
-                done = uvloop.run(load(port, requests, args.connections, args.duration))
-                cpu_s = _child_cpu_s(child.pid) - started_cpu
-            finally:
-                stop_target(child)
-        rate = done / args.duration
-        print(
-            f"{kind:<10} {rate:8,.0f} requests/s  server CPU {cpu_s / args.duration:4.0%} "
-            f"of one core  {cpu_s / max(done, 1) * 1e6:6.0f} us CPU per request"
-        )
+    rates = measure_request_rates(args.duration, args.connections, args.vehicles)
+    if args.json:
+        Path(args.json).write_bytes(msgspec.json.format(msgspec.json.encode(rates)))
     return 0
-
-
-def _child_cpu_s(pid: int) -> float:
-    with open(f"/proc/{pid}/stat") as stat:
-        fields = stat.read().rsplit(")", 1)[1].split()
-    ticks = os.sysconf("SC_CLK_TCK")
-    return (int(fields[11]) + int(fields[12])) / ticks
 
 
 if __name__ == "__main__":

@@ -1,178 +1,225 @@
-"""Run every load scenario of ``http_load.py`` and write the results as a Markdown table.
+"""Run the whole benchmark suite and write one Markdown report (and JSON) with a section per part.
 
-Each scenario runs against a fresh server child. The first four send as fast as the
-server acknowledges: JSON batches of 1000, of 100, one record per request, and NDJSON
-batches of 1000. The last three send JSON batches of 1000 at 25 %, 50 % and 90 % of the
-sustained rate of the first scenario, which is the lower of its accepted and processed
-rates.
+The parts, in order (``suite_parts.py`` runs them):
+
+- ``http``: the seven ``http_load.py`` scenarios (batches of 1000 and 100, one record per
+  request, NDJSON, then batches of 1000 at 25 %, 50 % and 90 % of the sustained rate);
+- ``stages``: the cost per record of decode, validate, enqueue, fetch, process, store;
+- ``ceilings``: bare msgspec decoding, a bare batched SQLite insert and a trivial route on
+  the same HTTP stack, each beside fleetpulse's figure for the same work, as a ratio;
+- ``memory``: processor state per tracked vehicle at 1k, 10k and 100k vehicles;
+- ``teltonika``: many Teltonika device connections;
+- ``mqtt``: QoS 1 publishers through a Mosquitto that the part starts itself;
+- ``distributed`` (only with ``--distributed`` or ``--only``): NATS JetStream and
+  PostgreSQL, started by the part itself.
+
+A part whose server binary is missing is skipped with a visible line, and a part that
+fails does not stop the others. Progress goes to stderr, the report to stdout.
 
     .venv/bin/python benchmarks/run_all.py --markdown results.md --json results.json
-    .venv/bin/python benchmarks/run_all.py --smoke    # about 2 s per scenario, for CI
+    .venv/bin/python benchmarks/run_all.py --only http,ceilings
+    .venv/bin/python benchmarks/run_all.py --smoke    # seconds per part, for CI
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import logging
 import sys
+import tempfile
+import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import msgspec
 
-from http_load import LoadOptions, run_benchmark
-from load_report import LoadReport, format_summary
+from load_report import LoadReport
+from suite_parts import (
+    DEFAULT_PARTS,
+    PART_NAMES,
+    SCRIPT_PARTS,
+    Section,
+    SuiteOptions,
+    environment_lines,
+    estimate_s,
+    run_ceilings,
+    run_http,
+)
 
-# Fractions of the sustained rate for the fixed-rate rows: light, moderate, near capacity.
-RATE_FRACTIONS = (0.25, 0.50, 0.90)
-# Single-record requests wait on the network round trip, so that scenario needs many
-# connections, as a fleet of devices with one connection each would open.
-SINGLE_RECORD_CONNECTIONS = 256
+log = logging.getLogger("run_all")
+
+DEFAULT_DURATION_S = 20.0
 SMOKE_DURATION_S = 2.0
-SMOKE_VEHICLES = 64
-SMOKE_POOL_RECORDS = 20_000
 
 
-def base_scenarios(duration_s: float, smoke: bool) -> list[LoadOptions]:
-    """Return the scenarios run as fast as the server acknowledges."""
-    shared = LoadOptions(duration_s=duration_s)
-    if smoke:
-        shared = dataclasses.replace(
-            shared, vehicles=SMOKE_VEHICLES, connections=2, pool_records=SMOKE_POOL_RECORDS,
-            e2e_grace_s=2.0,
+class SuiteReport(msgspec.Struct):
+    """The JSON output: when and where the suite ran, and one section per part."""
+
+    started_at: str
+    command: str
+    smoke: bool
+    duration_s: float
+    environment: list[str]
+    sections: list[Section]
+
+
+def select_parts(only: str | None, skip: str | None, distributed: bool) -> list[str]:
+    """Return the parts to run, in suite order. Raises ValueError on an unknown name."""
+    chosen = set(_names(only, "--only")) if only else set(DEFAULT_PARTS)
+    if distributed:
+        chosen.add("distributed")
+    chosen -= set(_names(skip, "--skip")) if skip else set()
+    return [part for part in PART_NAMES if part in chosen]
+
+
+def _names(text: str, option: str) -> list[str]:
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    unknown = [name for name in names if name not in PART_NAMES]
+    if unknown:
+        raise ValueError(
+            f"{option} names unknown part(s) {', '.join(unknown)}; choose from "
+            f"{', '.join(PART_NAMES)}"
         )
-    single_connections = 8 if smoke else SINGLE_RECORD_CONNECTIONS
-    single_pool = SMOKE_POOL_RECORDS // 10 if smoke else None
-    return [
-        dataclasses.replace(shared, label="JSON, batch 1000", batch=1000),
-        dataclasses.replace(shared, label="JSON, batch 100", batch=100),
-        dataclasses.replace(
-            shared, label="JSON, 1 record per request", batch=1,
-            connections=single_connections, pool_records=single_pool,
-        ),
-        dataclasses.replace(shared, label="NDJSON, batch 1000", batch=1000, ndjson=True),
+    return names
+
+
+def run_parts(parts: list[str], options: SuiteOptions) -> list[Section]:
+    """Run each part in turn; a part that raises becomes a failed section."""
+    sections: list[Section] = []
+    http_reports: list[LoadReport] | None = None
+    for number, part in enumerate(parts, start=1):
+        print(f"\n### part {number}/{len(parts)}: {part} (estimate "
+              f"{_duration(estimate_s(part, options))})", file=sys.stderr, flush=True)
+        started_s = time.monotonic()
+        try:
+            if part == "http":
+                section, http_reports = run_http(options)
+            elif part == "ceilings":
+                section = run_ceilings(options, http_reports)
+            else:
+                section = SCRIPT_PARTS[part](options)
+        except Exception as exc:  # one broken part must not lose the others' results
+            log.exception("benchmark part failed part=%s", part)
+            section = Section(part, part, "failed", reason=f"{type(exc).__name__}: {exc}")
+        section.seconds = time.monotonic() - started_s
+        print(f"### part {part}: {section.status} in {_duration(section.seconds)}"
+              + (f": {section.reason}" if section.reason else ""), file=sys.stderr, flush=True)
+        sections.append(section)
+    return sections
+
+
+def render_markdown(report: SuiteReport) -> str:
+    """Render the report: environment, one section per part, then the summary."""
+    mode = "smoke run: checks that the harness works, says nothing about speed" if (
+        report.smoke
+    ) else f"{report.duration_s:g} s of load per row"
+    out = [
+        "# fleetpulse benchmark suite",
+        "",
+        f"Run at {report.started_at} with `{report.command}` ({mode}).",
+        "",
+        *report.environment,
+        "",
     ]
+    for section in report.sections:
+        out += [f"## {section.title}", ""]
+        if section.status == "ok":
+            out.append(section.markdown)
+        else:
+            out += [f"**{section.status.upper()}**: {section.reason}", ""]
+    out += ["## Summary", "", *summary_lines(report.sections), ""]
+    return "\n".join(out)
 
 
-def sustained_rps(report: LoadReport) -> float:
-    """Return the rate the server kept up with: the lower of accepted and processed."""
-    return min(report.accepted_rps, report.processed_rps)
+def summary_lines(sections: list[Section]) -> list[str]:
+    """Return one Markdown list line or more per part: its status, time and main figures."""
+    lines = []
+    for section in sections:
+        head = f"- {section.part}: {section.status} in {_duration(section.seconds)}"
+        if section.status != "ok":
+            lines.append(f"{head}: {section.reason}")
+            continue
+        lines.append(head)
+        lines += [f"  - {line}" for line in section.summary]
+    return lines
 
 
-def rate_scenarios(first: LoadOptions, sustained: float) -> list[LoadOptions]:
-    """Return the JSON batch-1000 scenario at fixed fractions of ``sustained`` records/s."""
-    return [
-        dataclasses.replace(
-            first,
-            label=f"JSON, batch 1000, {fraction:.0%} of sustained",
-            rate_rps=round(sustained * fraction),
-            # Sized from the rate, not from the maximum-rate default or the smoke size.
-            pool_records=None,
-        )
-        for fraction in RATE_FRACTIONS
-    ]
+def _duration(seconds: float) -> str:
+    minutes, rest = divmod(round(seconds), 60)
+    return f"{minutes} min {rest} s" if minutes else f"{rest} s"
 
 
-def with_command(options: LoadOptions) -> LoadOptions:
-    """Attach the http_load.py command line that reproduces this scenario alone."""
-    command = [
-        "benchmarks/http_load.py", "--duration", f"{options.duration_s:g}",
-        "--rate", "max" if options.rate_rps is None else f"{options.rate_rps:g}",
-        "--batch", str(options.batch), "--connections", str(options.connections),
-        "--vehicles", str(options.vehicles),
-    ]
-    if options.ndjson:
-        command.append("--ndjson")
-    if options.pool_records is not None:
-        command += ["--pool-records", str(options.pool_records)]
-    return dataclasses.replace(options, command=command)
-
-
-def markdown_table(reports: list[LoadReport]) -> str:
-    """Render one row per scenario: rates, queue, latencies, CPU and memory."""
-    lines = [
-        "| scenario | offered rec/s | accepted rec/s | processed rec/s | queue at end "
-        "| ack p50 / p99 / p99.9 ms | e2e p50 / p99 ms | server CPU | server peak RSS "
-        "| load CPU | other CPU | 503s |",
-        "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
-    ]
-    for report in reports:
-        offered = "max" if report.offered_rps is None else f"{report.offered_rps:,.0f}"
-        lines.append(
-            f"| {report.label} | {offered} | {report.accepted_rps:,.0f} "
-            f"| {report.processed_rps:,.0f} | {report.queue_depth_end:,} "
-            f"| {_ms(report.ack_p50_ms)} / {_ms(report.ack_p99_ms)} / {_ms(report.ack_p999_ms)} "
-            f"| {_ms(report.e2e_p50_ms)} / {_ms(report.e2e_p99_ms)} "
-            f"| {report.server_cpu_pct:.0f} % | {report.server_peak_rss_mib:,.0f} MiB "
-            f"| {report.load_cpu_pct:.0f} % | {report.other_cpu_pct:.0f} % "
-            f"| {report.status_503:,} |"
-        )
-    return "\n".join(lines) + "\n"
-
-
-def _ms(value_ms: float | None) -> str:
-    if value_ms is None:
-        return "n/a"
-    return f"{value_ms:,.0f}" if value_ms >= 10 else f"{value_ms:.1f}"
-
-
-def run_scenarios(duration_s: float, smoke: bool) -> list[LoadReport]:
-    """Run the base scenarios, then the fixed-rate ones derived from the first."""
-    reports: list[LoadReport] = []
-    scenarios = base_scenarios(duration_s, smoke)
-    for options in scenarios:
-        reports.append(_run_one(options))
-
-    sustained = sustained_rps(reports[0])
-    if sustained <= 0:
-        raise RuntimeError(
-            "the batch-1000 scenario processed no records, so no fixed rate can be derived; "
-            "see its errors above"
-        )
-    for options in rate_scenarios(scenarios[0], sustained):
-        reports.append(_run_one(options))
-    return reports
-
-
-def _run_one(options: LoadOptions) -> LoadReport:
-    options = with_command(options)
-    print(f"\n== {options.label}: {' '.join(options.command)}", file=sys.stderr)
-    report = run_benchmark(options)
-    print(format_summary(report), file=sys.stderr)
-    return report
+def build_parser() -> argparse.ArgumentParser:
+    """Build the command-line parser of this script."""
+    parser = argparse.ArgumentParser(
+        description="Run the fleetpulse benchmark suite on 127.0.0.1 and print a Markdown "
+        "report with one section per part.",
+    )
+    parser.add_argument("--duration", type=float, default=DEFAULT_DURATION_S, metavar="S",
+                        help="seconds of load per HTTP, Teltonika, MQTT and distributed row "
+                        f"(default {DEFAULT_DURATION_S:g}; {SMOKE_DURATION_S:g} with --smoke)")
+    parser.add_argument("--smoke", action="store_true",
+                        help="small sizes and about 2 s per row: checks that every part "
+                        "works, not how fast the server is")
+    parser.add_argument("--only", metavar="PARTS",
+                        help=f"comma-separated parts to run, from {','.join(PART_NAMES)} "
+                        f"(default: all but distributed)")
+    parser.add_argument("--skip", metavar="PARTS", help="comma-separated parts to leave out")
+    parser.add_argument("--distributed", action="store_true",
+                        help="also run the distributed part (needs nats-server and PostgreSQL)")
+    parser.add_argument("--markdown", metavar="FILE", help="also write the report to FILE")
+    parser.add_argument("--json", metavar="FILE", help="write the report as JSON to FILE")
+    return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the suite from the command line; return the exit status."""
-    parser = argparse.ArgumentParser(
-        description="Run the http_load.py scenarios and print a Markdown table of results.",
-    )
-    parser.add_argument("--duration", type=float, default=20.0, metavar="S",
-                        help="seconds of load per scenario (default 20; 2 with --smoke)")
-    parser.add_argument("--smoke", action="store_true",
-                        help="about 2 s per scenario with few vehicles and records: checks "
-                        "that the harness works, not how fast the server is")
-    parser.add_argument("--markdown", metavar="FILE", help="also write the table to FILE")
-    parser.add_argument("--json", metavar="FILE", help="write every report as JSON to FILE")
+    """Run the suite from the command line; return 0, or 1 if a part failed."""
+    argv = sys.argv[1:] if argv is None else argv
+    parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    try:
+        parts = select_parts(args.only, args.skip, args.distributed)
+    except ValueError as exc:
+        parser.error(str(exc))
+    if not parts:
+        parser.error("no part left to run; check --only and --skip")
 
     duration_s = SMOKE_DURATION_S if args.smoke else args.duration
-    try:
-        reports = run_scenarios(duration_s, args.smoke)
-    except KeyboardInterrupt:
-        print("run_all: interrupted; the server child and load processes are stopped",
-              file=sys.stderr)
-        return 130
+    started_at = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    with tempfile.TemporaryDirectory(prefix="fleetpulse-suite-") as folder:
+        options = SuiteOptions(smoke=args.smoke, duration_s=duration_s, folder=Path(folder))
+        estimate = sum(estimate_s(part, options) for part in parts)
+        print(f"run_all: parts {', '.join(parts)}; estimated time {_duration(estimate)}",
+              file=sys.stderr, flush=True)
+        environment = environment_lines()
+        started_s = time.monotonic()
+        try:
+            sections = run_parts(parts, options)
+        except KeyboardInterrupt:
+            print("run_all: interrupted; every server child and load process is stopped",
+                  file=sys.stderr)
+            return 130
 
-    table = markdown_table(reports)
-    print(table)
+    report = SuiteReport(
+        started_at=started_at,
+        command=" ".join(["benchmarks/run_all.py", *argv]),
+        smoke=args.smoke,
+        duration_s=duration_s,
+        environment=environment,
+        sections=sections,
+    )
+    markdown = render_markdown(report)
+    print(markdown)
+    print(f"run_all: finished in {_duration(time.monotonic() - started_s)} (estimate "
+          f"{_duration(estimate)})", file=sys.stderr)
+    print("\n".join(summary_lines(sections)), file=sys.stderr)
     if args.markdown:
-        Path(args.markdown).write_text(table)
+        Path(args.markdown).write_text(markdown)
     if args.json:
-        Path(args.json).write_bytes(msgspec.json.format(msgspec.json.encode(reports)))
-    return 0
+        Path(args.json).write_bytes(msgspec.json.format(msgspec.json.encode(report)))
+    return 1 if any(section.status == "failed" for section in sections) else 0
 
 
 if __name__ == "__main__":

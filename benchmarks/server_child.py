@@ -1,6 +1,8 @@
 """The server under test: ``fleetpulse run`` in a child process, and what it costs.
 
-CPU time and peak RSS come from ``/proc/<pid>``, so this module runs on Linux only.
+CPU time and peak RSS come from ``/proc``, so this module runs on Linux only. Both count
+the server's own child processes too (such as a processor that ``fleetpulse run`` starts
+in a child process), so that moving work into a child does not hide its cost.
 """
 
 from __future__ import annotations
@@ -35,9 +37,13 @@ class ServerChild:
     SIGKILL) and deletes the data folder unless ``keep_data`` is set.
     """
 
-    def __init__(self, log_level: str = "info", keep_data: bool = False) -> None:
+    def __init__(
+        self, log_level: str = "info", keep_data: bool = False, env: dict[str, str] | None = None
+    ) -> None:
         self.log_level = log_level
         self.keep_data = keep_data
+        # Extra FLEETPULSE_* variables for the child, such as [mqtt] settings.
+        self.env = env or {}
         self.data_dir = Path(tempfile.mkdtemp(prefix="fleetpulse-bench-"))
         self.log_path = self.data_dir / "server.log"
         self.proc: subprocess.Popen[str] | None = None
@@ -78,7 +84,7 @@ class ServerChild:
             # it ends and the measurement of the last seconds is not cut.
             self.proc = subprocess.Popen(
                 command, stdout=subprocess.PIPE, stderr=server_log, text=True,
-                start_new_session=True,
+                start_new_session=True, env={**os.environ, **self.env},
             )
         log.info("server child started pid=%d data_dir=%s", self.proc.pid, self.data_dir)
 
@@ -92,10 +98,12 @@ class ServerChild:
             if match:
                 self.url = match.group(1)
                 return
+        # Read before stop(), which deletes the data folder and the log in it.
+        log_tail = self._log_tail()
         self.stop()
         raise RuntimeError(
             f"the server child did not print its URL within {START_TIMEOUT_S} s; "
-            f"its log ends with:\n{self._log_tail()}"
+            f"its log ends with:\n{log_tail}"
         )
 
     def stop(self) -> None:
@@ -116,19 +124,12 @@ class ServerChild:
             shutil.rmtree(self.data_dir, ignore_errors=True)
 
     def cpu_s(self) -> float:
-        """Return the child's user plus system CPU seconds, all threads, from /proc."""
-        stat = Path(f"/proc/{self.pid}/stat").read_text()
-        # The command name in brackets may contain spaces, so split after its ")".
-        fields = stat.rpartition(")")[2].split()
-        utime_ticks, stime_ticks = int(fields[11]), int(fields[12])
-        return (utime_ticks + stime_ticks) / CLOCK_TICKS_PER_S
+        """Return the CPU seconds of the child and its descendants, from /proc."""
+        return tree_cpu_s(self.pid)
 
     def peak_rss_mib(self) -> float:
-        """Return the child's peak resident set size (VmHWM) in MiB."""
-        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-        raise RuntimeError(f"/proc/{self.pid}/status has no VmHWM line")
+        """Return the summed peak RSS in MiB of the child and its descendants."""
+        return tree_peak_rss_mib(self.pid)
 
     def metrics(self, client: httpx.Client) -> dict[str, float]:
         """Scrape ``/metrics`` and return each sample name's sum over all label sets."""
@@ -158,3 +159,72 @@ def machine_busy_s() -> float:
     # already counted in user, so only the first eight columns are summed.
     idle_ticks = ticks[3] + ticks[4]
     return (sum(ticks[:8]) - idle_ticks) / CLOCK_TICKS_PER_S
+
+
+def descendant_pids(pid: int) -> list[int]:
+    """Return ``pid`` and every live process below it, parents before their children.
+
+    Reads ``/proc/<pid>/task/<tid>/children`` (Linux 3.5 or newer). A process that exits
+    while the tree is read is left out.
+    """
+    found = [pid]
+    index = 0
+    while index < len(found):
+        parent = found[index]
+        index += 1
+        try:
+            tasks = list(Path(f"/proc/{parent}/task").iterdir())
+        except OSError:
+            continue
+        for task in tasks:
+            try:
+                children = (task / "children").read_text().split()
+            except OSError:
+                continue
+            found.extend(int(child) for child in children if int(child) not in found)
+    return found
+
+
+def process_cpu_s(pid: int) -> float:
+    """Return the CPU seconds of one process, including its reaped children, from /proc.
+
+    The sum is user + system time of all threads (utime, stime) plus that of the
+    children it has waited for (cutime, cstime). Returns 0.0 for a process that has exited.
+    """
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return 0.0
+    # The command name in brackets may contain spaces, so split after its ")".
+    fields = stat.rpartition(")")[2].split()
+    ticks = sum(int(value) for value in fields[11:15])
+    return ticks / CLOCK_TICKS_PER_S
+
+
+def tree_cpu_s(pid: int) -> float:
+    """Return the CPU seconds of ``pid`` and all its live descendants.
+
+    A descendant that exited and was reaped is counted in its parent's cutime and cstime,
+    so each process counts once. NOTE: a descendant that exits between two readings
+    without being reaped by a process of the tree drops out of the second sum.
+    """
+    return sum(process_cpu_s(member) for member in descendant_pids(pid))
+
+
+def tree_peak_rss_mib(pid: int) -> float:
+    """Return the sum of the peak resident set sizes (VmHWM) of ``pid`` and its descendants.
+
+    Each process reaches its peak at its own time, so the sum is an upper bound of the
+    tree's peak. Pages shared between processes count once per process.
+    """
+    total_kib = 0
+    for member in descendant_pids(pid):
+        try:
+            status = Path(f"/proc/{member}/status").read_text()
+        except OSError:
+            continue
+        for line in status.splitlines():
+            if line.startswith("VmHWM:"):
+                total_kib += int(line.split()[1])
+                break
+    return total_kib / 1024

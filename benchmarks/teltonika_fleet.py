@@ -4,7 +4,11 @@ Starts `fleetpulse run` with the Teltonika listener enabled in a child process (
 folder, loopback only), opens ``--connections`` device connections, and has each send
 Codec 8 Extended packets of ``--records-per-packet`` current records, waiting for every
 answer, until ``--duration`` seconds have passed. Prints progress every 5 s, then the
-records acknowledged and stored per second and the server's peak RSS (VmHWM).
+records acknowledged and stored per second, the server's CPU over the sending window and
+its peak RSS (VmHWM), both summed over the server and its child processes.
+
+    .venv/bin/python benchmarks/teltonika_fleet.py --connections 1000 --duration 60
+    .venv/bin/python benchmarks/teltonika_fleet.py --connections 200 --duration 20 --json t.json
 """
 
 from __future__ import annotations
@@ -24,9 +28,11 @@ import time
 from pathlib import Path
 
 import httpx
+import msgspec
 
 from fleetpulse.ingest.protocols.teltonika.decoding import CODEC_8_EXTENDED, AvlRecord
 from fleetpulse.ingest.protocols.teltonika.encoding import encode_imei, encode_packet
+from server_child import tree_cpu_s, tree_peak_rss_mib
 
 # How long the server may take to start, and to store what it acknowledged at the end.
 START_TIMEOUT_S = 30.0
@@ -42,16 +48,27 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def peak_rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
-
-
 def stored_records(api_url: str) -> int:
     text = httpx.get(f"{api_url}/metrics", timeout=10).text
     return int(sum(float(value) for value in STORED.findall(text)))
+
+
+class TeltonikaReport(msgspec.Struct):
+    """One run: records acknowledged over the sending window and stored by its end."""
+
+    connections: int
+    records_per_packet: int
+    duration_s: float
+    packets: int
+    acknowledged: int
+    acknowledged_rps: float
+    stored: int
+    stored_rps: float
+    settle_s: float
+    failed_connections: int
+    server_cpu_s: float
+    server_cpu_pct: float
+    server_peak_rss_mib: float
 
 
 class Counts:
@@ -117,14 +134,16 @@ async def drive(args: argparse.Namespace, port: int) -> tuple[Counts, float]:
     return counts, time.monotonic() - started_s
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark from the command line; return 0, or 1 if a connection failed."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--connections", type=int, default=1000, help="device connections")
     parser.add_argument("--duration", type=float, default=60.0, help="seconds of sending")
     parser.add_argument(
         "--records-per-packet", type=int, default=10, help="records per AVL packet (1-255)"
     )
-    args = parser.parse_args()
+    parser.add_argument("--json", metavar="FILE", help="also write the report as JSON to FILE")
+    args = parser.parse_args(argv)
 
     # One descriptor per connection on each side, plus the server's files.
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -160,7 +179,9 @@ def main() -> int:
             f"driving {args.connections} connections for {args.duration:g} s, "
             f"{args.records_per_packet} records per packet (server pid {server.pid})"
         )
+        cpu_before_s = tree_cpu_s(server.pid)
         counts, elapsed_s = asyncio.run(drive(args, teltonika_port))
+        cpu_s = tree_cpu_s(server.pid) - cpu_before_s
 
         settle_deadline_s = time.monotonic() + SETTLE_TIMEOUT_S
         while (stored := stored_records(api_url)) < counts.acknowledged:
@@ -168,14 +189,32 @@ def main() -> int:
                 break
             time.sleep(0.5)
         settled_s = time.monotonic() - settle_deadline_s + SETTLE_TIMEOUT_S
-        print(
-            f"acknowledged: {counts.acknowledged:,} records in {elapsed_s:.1f} s "
-            f"= {counts.acknowledged / elapsed_s:,.0f} records/s ({counts.packets:,} packets)\n"
-            f"stored:       {stored:,} of them {elapsed_s + settled_s:.1f} s after the start "
-            f"= {stored / (elapsed_s + settled_s):,.0f} records/s\n"
-            f"failed connections: {counts.failures}\n"
-            f"server peak RSS (VmHWM): {peak_rss_mib(server.pid):,.0f} MiB"
+        report = TeltonikaReport(
+            connections=args.connections,
+            records_per_packet=args.records_per_packet,
+            duration_s=elapsed_s,
+            packets=counts.packets,
+            acknowledged=counts.acknowledged,
+            acknowledged_rps=counts.acknowledged / elapsed_s,
+            stored=stored,
+            stored_rps=stored / (elapsed_s + settled_s),
+            settle_s=settled_s,
+            failed_connections=counts.failures,
+            server_cpu_s=cpu_s,
+            server_cpu_pct=100.0 * cpu_s / elapsed_s,
+            server_peak_rss_mib=tree_peak_rss_mib(server.pid),
         )
+        print(
+            f"acknowledged: {report.acknowledged:,} records in {elapsed_s:.1f} s "
+            f"= {report.acknowledged_rps:,.0f} records/s ({report.packets:,} packets)\n"
+            f"stored:       {stored:,} of them {elapsed_s + settled_s:.1f} s after the start "
+            f"= {report.stored_rps:,.0f} records/s\n"
+            f"failed connections: {report.failed_connections}\n"
+            f"server CPU while sending: {report.server_cpu_pct:.0f} % of one core\n"
+            f"server peak RSS (VmHWM): {report.server_peak_rss_mib:,.0f} MiB"
+        )
+        if args.json:
+            Path(args.json).write_bytes(msgspec.json.format(msgspec.json.encode(report)))
         return 0 if counts.failures == 0 else 1
     finally:
         server.send_signal(signal.SIGINT)

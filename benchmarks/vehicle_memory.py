@@ -13,6 +13,9 @@ import argparse
 import gc
 import sys
 import time
+from pathlib import Path
+
+import msgspec
 
 from fleetpulse.config import Settings
 from fleetpulse.model.record import Record
@@ -65,19 +68,33 @@ def measure(vehicles: int, settings: Settings) -> tuple[float, float]:
     return grown_kib / 1024, grown_kib / vehicles
 
 
-def main() -> int:
+class VehicleMemory(msgspec.Struct):
+    """The growth of this process's RSS while the processor tracked ``vehicles`` vehicles."""
+
+    vehicles: int
+    state_mib: float
+    kib_per_vehicle: float
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Measure each fleet size from the command line; return the exit status."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
         "--vehicles", type=int, nargs="+", default=[1_000, 10_000, 100_000],
         help="fleet sizes to measure, each in a fresh state dict (default 1000 10000 100000)",
     )
-    args = parser.parse_args()
+    parser.add_argument("--json", metavar="FILE", help="also write the figures as JSON to FILE")
+    args = parser.parse_args(argv)
     settings = Settings()
+    results = []
     print(f"{'vehicles':>10} {'state MiB':>10} {'KiB/vehicle':>12}")
     for vehicles in args.vehicles:
         mib, per_vehicle = measure(vehicles, settings)
+        results.append(VehicleMemory(vehicles, mib, per_vehicle))
         print(f"{vehicles:>10,} {mib:>10.1f} {per_vehicle:>12.2f}", flush=True)
     print(f"process RSS at the end: {rss_kib() / 1024:.0f} MiB", file=sys.stderr)
+    if args.json:
+        Path(args.json).write_bytes(msgspec.json.format(msgspec.json.encode(results)))
     return 0
 
 
