@@ -25,6 +25,7 @@ from fleetpulse.model.vocabulary import (
     OVERSPEED,
     WARNING,
 )
+from fleetpulse.process import batch as batch_module
 from fleetpulse.process.batch import DUPLICATE_WINDOW, process_records, sweep_offline
 from fleetpulse.process.state import VehicleState, decode_state, encode_state
 from tests.process.timeline import (
@@ -270,3 +271,30 @@ def test_sweep_offline_once_and_cleared() -> None:
     assert not back.vehicles[0].view.offline
     again = sweep_offline(states, settings, at(1600))
     assert [e.ts_ms for e in again.events] == [T0_MS + 900_000 + 40 + 600_000]
+
+
+def test_batch_releases_gil_after_interval(monkeypatch: pytest.MonkeyPatch) -> None:
+    sleeps: list[float] = []
+    monkeypatch.setattr(batch_module.time, "sleep", sleeps.append)
+    settings = make_settings()
+    records = [record(0), record(1), record(0, device_id="van-2"), record(0, device_id="van-3")]
+
+    monkeypatch.setattr(batch_module, "YIELD_INTERVAL_S", 0.0)
+    process_records({}, records, settings, at(10))
+    # With no interval, the thread sleeps once after each vehicle's records.
+    assert sleeps == [0, 0, 0]
+
+    sleeps.clear()
+    monkeypatch.setattr(batch_module, "YIELD_INTERVAL_S", 3600.0)
+    process_records({}, records, settings, at(10))
+    assert sleeps == []
+
+
+def test_batch_quiet_records_own_reasons() -> None:
+    batch = process_records({}, [record(0), record(1)], make_settings(), at(10))
+    first, second = batch.records
+    assert first.status == NORMAL
+    assert first.reasons == []
+    assert second.reasons == []
+    # Each record has its own list, so changing one record cannot change another.
+    assert first.reasons is not second.reasons

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from operator import attrgetter
 from typing import Any
 
 from fleetpulse.config import Settings
@@ -41,6 +42,10 @@ log = logging.getLogger(__name__)
 
 StepFunction = Callable[[Any, Sample, Settings], Any]
 DetectFunction = Callable[[Any, Sample, Settings], tuple[Any, Sequence[Event | Trip]]]
+StateGetter = Callable[[VehicleState], Any]
+# A detector as Chain.run uses it: name, state field, reader of that field, function.
+# A detector without state has "" and None for its field and reader.
+DetectorPlan = tuple[str, str, StateGetter | None, DetectFunction]
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,22 +78,27 @@ class Chain:
     steps: tuple[Step, ...]
     detectors: tuple[Detector, ...]
     # The steps and detectors as plain tuples, which run() unpacks faster per record than
-    # it reads dataclass attributes.
-    _step_plan: tuple[tuple[str, StepFunction], ...] = field(init=False, repr=False)
-    _detector_plan: tuple[tuple[str, str | None, DetectFunction], ...] = field(
-        init=False, repr=False
-    )
+    # it reads dataclass attributes. An attrgetter reads the state field faster than
+    # getattr() with the field name, and it is None for a detector without state.
+    _step_plan: tuple[tuple[str, StateGetter, StepFunction], ...] = field(init=False, repr=False)
+    _detector_plan: tuple[DetectorPlan, ...] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         # object.__setattr__ because the dataclass is frozen.
-        object.__setattr__(
-            self, "_step_plan", tuple((step.state_field, step.run) for step in self.steps)
+        step_plan = tuple(
+            (step.state_field, attrgetter(step.state_field), step.run) for step in self.steps
         )
-        object.__setattr__(
-            self,
-            "_detector_plan",
-            tuple((d.name, d.state_field, d.detect) for d in self.detectors),
+        detector_plan = tuple(
+            (
+                d.name,
+                d.state_field or "",
+                None if d.state_field is None else attrgetter(d.state_field),
+                d.detect,
+            )
+            for d in self.detectors
         )
+        object.__setattr__(self, "_step_plan", step_plan)
+        object.__setattr__(self, "_detector_plan", detector_plan)
 
     def run(
         self, vehicle: VehicleState, sample: Sample, settings: Settings
@@ -99,19 +109,22 @@ class Chain:
         detector that raises is logged and skipped for this record, keeping its
         previous state, and the record carries on.
         """
-        for step_field, run_step in self._step_plan:
-            setattr(vehicle, step_field, run_step(getattr(vehicle, step_field), sample, settings))
+        for step_field, get_step_state, run_step in self._step_plan:
+            step_state = get_step_state(vehicle)
+            new_step_state = run_step(step_state, sample, settings)
+            if new_step_state is not step_state:
+                setattr(vehicle, step_field, new_step_state)
 
         emitted: list[Event | Trip] | None = None
-        for name, state_field, detect in self._detector_plan:
-            if state_field is None:
+        for name, state_field, get_state, detect in self._detector_plan:
+            if get_state is None:
                 try:
                     found = detect(None, sample, settings)[1]
                 except Exception:
                     _log_failure(name, sample)
                     continue
             else:
-                state = getattr(vehicle, state_field)
+                state = get_state(vehicle)
                 try:
                     new_state, found = detect(state, sample, settings)
                 except Exception:

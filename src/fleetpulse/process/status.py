@@ -29,6 +29,18 @@ from fleetpulse.process.state import VehicleState
 def assess_status(vehicle: VehicleState, sample: Sample, settings: Settings) -> None:
     """Set the sample's status and reasons from the detectors' states after this record."""
     enriched = sample.enriched
+    if not (
+        enriched.flags
+        or vehicle.overspeed.active
+        or vehicle.overheat.active
+        or vehicle.dtc.active
+        or vehicle.low_fuel.active
+        or vehicle.low_battery.active
+        or vehicle.idling.active
+    ):
+        # Most records: nothing to report, so the record keeps its new, empty reasons list.
+        enriched.status = NORMAL
+        return
     alerts: list[str] = []
     warnings: list[str] = []
     if vehicle.overspeed.active:

@@ -26,19 +26,25 @@ Synchronous = Literal["full", "normal"]
 ErrorT = TypeVar("ErrorT", bound=FleetpulseError)
 
 
-def connect_writer(path: Path, synchronous: Synchronous, cache_kib: int) -> sqlite3.Connection:
+def connect_writer(
+    path: Path,
+    synchronous: Synchronous,
+    cache_kib: int,
+    cached_statements: int = CACHED_STATEMENTS,
+) -> sqlite3.Connection:
     """Open a read-write connection in WAL mode with explicit transactions.
 
     ``synchronous`` is "full" (fsync on every commit: survives power loss) or "normal"
     (no fsync on commit in WAL mode: survives a process crash). ``cache_kib`` is the
-    page cache size in KiB. The connection may be used from one thread at a time.
+    page cache size in KiB, and ``cached_statements`` the number of prepared statements
+    the connection keeps. The connection may be used from one thread at a time.
     """
     if synchronous not in ("full", "normal"):
         raise ValueError(f"synchronous must be 'full' or 'normal', not {synchronous!r}")
 
     # isolation_level=None leaves transactions to the caller's BEGIN and COMMIT.
     connection = sqlite3.connect(
-        path, isolation_level=None, check_same_thread=False, cached_statements=CACHED_STATEMENTS
+        path, isolation_level=None, check_same_thread=False, cached_statements=cached_statements
     )
     try:
         connection.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")

@@ -6,6 +6,7 @@ Rows are plain tuples in column order, built without per-record dicts, because
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import msgspec
@@ -26,12 +27,23 @@ _strings_decode = msgspec.json.Decoder(list[str]).decode
 # The JSON of an empty list: most records have no reasons and no flags.
 _EMPTY_LIST_JSON = "[]"
 
+# The values that record_row writes for a boolean field. PostgreSQL's COPY needs bool
+# values. SQLite stores 0 and 1 either way, but the sqlite3 module binds an int faster
+# than a bool (see _sqlite_bulk).
+BOOLEANS: Mapping[bool | None, bool | int | None] = {True: True, False: False, None: None}
+INTEGER_BOOLEANS: Mapping[bool | None, bool | int | None] = {True: 1, False: 0, None: None}
+
 RECORD_COLUMNS = (
     "device_id, ts_ms, lat, lon, received_at_ms, speed_kmh, heading_deg, altitude_m,"
     " accuracy_m, ignition, engine_rpm, coolant_c, fuel_pct, battery_v, odometer_m, dtc,"
     " valid, attributes, source, distance_m, used_speed_kmh, motion, status, reasons, flags"
 )
-RECORD_INSERT = BulkInsert(f"INSERT OR IGNORE INTO records ({RECORD_COLUMNS})", 25)
+# The optional fields of a record and used_speed_kmh, by position in RECORD_COLUMNS.
+# Devices that never send a field leave it None in every row.
+RECORD_NULLABLE = (5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 20)
+RECORD_INSERT = BulkInsert(
+    f"INSERT OR IGNORE INTO records ({RECORD_COLUMNS})", 25, nullable=RECORD_NULLABLE
+)
 INSERT_RECORD = RECORD_INSERT.single
 POSITIONS = (
     f"SELECT {RECORD_COLUMNS} FROM records"
@@ -106,17 +118,18 @@ INSERT_DEAD_LETTER = (
 DEAD_LETTER_COLUMNS = "id, received_at_ms, reason, detail, source, device_id, idx, raw"
 
 
-def _json_text(value: Any) -> str | None:
-    return None if value is None else _json_encode(value).decode()
+def record_row(
+    enriched: EnrichedRecord, booleans: Mapping[bool | None, bool | int | None] = BOOLEANS
+) -> tuple[Any, ...]:
+    """Return the ``records`` row of an enriched record, in RECORD_COLUMNS order.
 
-
-def _string_list_text(values: list[str]) -> str:
-    return _json_encode(values).decode() if values else _EMPTY_LIST_JSON
-
-
-def record_row(enriched: EnrichedRecord) -> tuple[Any, ...]:
-    """Return the ``records`` row of an enriched record, in RECORD_COLUMNS order."""
+    ``booleans`` maps the values of the boolean fields to what the row holds.
+    """
     record = enriched.record
+    dtc = record.dtc
+    attributes = record.attributes
+    reasons = enriched.reasons
+    flags = enriched.flags
     return (
         record.device_id,
         record.ts_ms,
@@ -127,22 +140,22 @@ def record_row(enriched: EnrichedRecord) -> tuple[Any, ...]:
         record.heading_deg,
         record.altitude_m,
         record.accuracy_m,
-        record.ignition,
+        booleans[record.ignition],
         record.engine_rpm,
         record.coolant_c,
         record.fuel_pct,
         record.battery_v,
         record.odometer_m,
-        _json_text(record.dtc),
-        record.valid,
-        _json_text(record.attributes),
+        None if dtc is None else _json_encode(dtc).decode(),
+        booleans[record.valid],
+        None if attributes is None else _json_encode(attributes).decode(),
         record.source,
         enriched.distance_m,
         enriched.speed_kmh,
         enriched.motion,
         enriched.status,
-        _string_list_text(enriched.reasons),
-        _string_list_text(enriched.flags),
+        _json_encode(reasons).decode() if reasons else _EMPTY_LIST_JSON,
+        _json_encode(flags).decode() if flags else _EMPTY_LIST_JSON,
     )
 
 
