@@ -16,6 +16,7 @@ from fleetpulse.api.rules import rule_routes
 from fleetpulse.api.system import system_routes
 from fleetpulse.api.vehicles import vehicle_routes
 from fleetpulse.auth.middleware import auth_middleware
+from fleetpulse.ingest.http import telemetry_fast_path
 from fleetpulse.live.hub import LiveHub
 from fleetpulse.notify.notifier import Notifier
 from fleetpulse.web.routes import web_routes
@@ -33,6 +34,8 @@ def create_app(
     every client, because only a process that runs the processor has live data.
     ``notifier`` serves ``/v1/notify/...``; without it those routes respond with 503.
     With ``[auth] enabled`` every route requires the key that ``auth.policy`` names.
+    A telemetry route from ``extra_routes`` is also served in front of the router, after
+    the auth check (``ingest.http.TelemetryFastPath``).
     Raises KeyFileError when the key file is invalid or readable by other users.
     """
     routes: list[BaseRoute] = [
@@ -48,7 +51,7 @@ def create_app(
     ]
     return Starlette(
         routes=routes,
-        middleware=[auth_middleware(ctx.settings)],
+        middleware=[auth_middleware(ctx.settings), *telemetry_fast_path(routes)],
         exception_handlers={
             ApiError: handle_api_error,
             HTTPException: handle_http_exception,

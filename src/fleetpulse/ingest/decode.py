@@ -14,6 +14,7 @@ same records and rejects.
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 from collections.abc import Sequence
@@ -46,6 +47,8 @@ _ACCEPTED_TYPES_TEXT: Final = (
     "(one record per line)"
 )
 _UTF8_NAMES: Final = frozenset({"utf-8", "utf8"})
+# Accepted Content-Type values cached, because clients send a handful of spellings.
+_CONTENT_TYPES_CACHED: Final = 64
 
 # Decoders are built once: msgspec compiles the schema when a Decoder is created.
 _RECORD_LIST_DECODER: Final = msgspec.json.Decoder(list[RecordIn])
@@ -74,11 +77,12 @@ class BodyError(FleetpulseError):
         self.message = message
 
 
+@functools.lru_cache(maxsize=_CONTENT_TYPES_CACHED)
 def body_format(content_type: str | None) -> BodyFormat:
     """Return the body format that a Content-Type header announces.
 
     Raises BodyError with reason ``unsupported_media_type`` for a missing header, an
-    unknown media type, or a charset other than UTF-8.
+    unknown media type, or a charset other than UTF-8. Results are cached, errors not.
     """
     if not content_type:
         raise BodyError(

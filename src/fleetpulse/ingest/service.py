@@ -7,14 +7,15 @@ after ``Queue.publish`` returned, so an accepted record is durable in the queue.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import time
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
+from types import TracebackType
 from typing import TYPE_CHECKING, Final
 
 import msgspec
+from prometheus_client import Histogram
 
 from fleetpulse import metrics
 from fleetpulse.errors import (
@@ -103,29 +104,21 @@ class IngestService:
         """Return the body bytes of the requests admitted and not yet responded to."""
         return self._inflight_bytes
 
-    @contextlib.contextmanager
-    def admit(
-        self, reserved_bytes: int | None = 0, source: str = SOURCE_HTTP
-    ) -> Iterator[Admission]:
-        """Count a request's body against ``ingest.max_inflight_bytes`` for the with block.
+    def admit(self, reserved_bytes: int | None = 0, source: str = SOURCE_HTTP) -> Admission:
+        """Count a request's body against ``ingest.max_inflight_bytes`` for a with block.
 
         The transport adds the body bytes as it receives them with ``Admission.receive``,
         so a client that declares a large Content-Length and then sends slowly counts only
         the bytes it has sent. ``reserved_bytes`` are counted up front; None counts
         ``ingest.max_body_bytes``, the most a request may send. Raises OverloadedError when
-        the bytes in progress would pass the limit, now or in a later ``receive``. A
+        the bytes in progress would pass the limit, on entering the with block or in a
+        later ``receive``. A
         request is always admitted while no other one has bytes counted, so that any allowed
         size fits.
         """
         max_body_bytes = self.settings.ingest.max_body_bytes
         size = max_body_bytes if reserved_bytes is None else min(reserved_bytes, max_body_bytes)
-        admission = Admission(self, source)
-        self._take_inflight(0, size, source)
-        admission.held_bytes = size
-        try:
-            yield admission
-        finally:
-            self._inflight_bytes -= admission.held_bytes
+        return Admission(self, source, size)
 
     def _take_inflight(self, held_bytes: int, size: int, source: str) -> None:
         """Count ``size`` more bytes for a request with ``held_bytes``, or raise OverloadedError."""
@@ -181,7 +174,7 @@ class IngestService:
             )
             raise error from exc
         # The "validate" stage covers decoding too: the fast path does both in one call.
-        metrics.STAGE_SECONDS.labels("validate").observe(time.perf_counter() - started)
+        _stage_seconds("validate").observe(time.perf_counter() - started)
         return batch, received_at_ms
 
     async def ingest_records(
@@ -206,7 +199,7 @@ class IngestService:
             received_at_ms = records[0].received_at_ms if records else now_ms()
         # On QueueFullError the records count as received but neither accepted nor
         # rejected, and the client's retry counts them again.
-        metrics.RECORDS_RECEIVED.labels(source).inc(len(records) + len(rejects))
+        _source_metrics(source).received.inc(len(records) + len(rejects))
 
         if records:
             await self._publish(records, source)
@@ -303,8 +296,8 @@ class IngestService:
                     exc,
                 )
             raise
-        metrics.STAGE_SECONDS.labels("enqueue").observe(time.perf_counter() - started)
-        metrics.RECORDS_ACCEPTED.labels(source).inc(len(records))
+        _stage_seconds("enqueue").observe(time.perf_counter() - started)
+        _source_metrics(source).accepted.inc(len(records))
 
     async def _write_dead_letters(self, letters: list[DeadLetter], source: str) -> None:
         """Write dead letters, or raise the store's error so the transport withholds its ack.
@@ -343,11 +336,33 @@ class IngestService:
 
 
 class Admission:
-    """The body bytes of one admitted request, counted against ``ingest.max_inflight_bytes``."""
+    """The body bytes of one admitted request, counted against ``ingest.max_inflight_bytes``.
 
-    def __init__(self, service: IngestService, source: str) -> None:
+    A context manager, written as a class because ``contextlib.contextmanager`` costs a
+    generator per request. Entering counts the reserved bytes, and leaving releases
+    every byte counted.
+    """
+
+    __slots__ = ("_reserved_bytes", "_service", "_source", "held_bytes")
+
+    def __init__(self, service: IngestService, source: str, reserved_bytes: int = 0) -> None:
         self._service = service
         self._source = source
+        self._reserved_bytes = reserved_bytes
+        self.held_bytes = 0
+
+    def __enter__(self) -> Admission:
+        self._service._take_inflight(0, self._reserved_bytes, self._source)
+        self.held_bytes = self._reserved_bytes
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self._service._inflight_bytes -= self.held_bytes
         self.held_bytes = 0
 
     def receive(self, size: int) -> None:
@@ -377,6 +392,35 @@ class _ThrottledWarning:
         """Return the occurrences since the last warning, this one included, and reset."""
         count, self._count = self._count, 0
         return count
+
+
+class _SourceMetrics:
+    """The counters of one ingest source, looked up once because ``labels()`` is slow."""
+
+    __slots__ = ("accepted", "received")
+
+    def __init__(self, source: str) -> None:
+        self.received = metrics.RECORDS_RECEIVED.labels(source)
+        self.accepted = metrics.RECORDS_ACCEPTED.labels(source)
+
+
+# Keyed by the source names of the vocabulary, so the dicts stay small.
+_SOURCE_METRICS: dict[str, _SourceMetrics] = {}
+_STAGE_SECONDS: dict[str, Histogram] = {}
+
+
+def _source_metrics(source: str) -> _SourceMetrics:
+    found = _SOURCE_METRICS.get(source)
+    if found is None:
+        found = _SOURCE_METRICS[source] = _SourceMetrics(source)
+    return found
+
+
+def _stage_seconds(stage: str) -> Histogram:
+    found = _STAGE_SECONDS.get(stage)
+    if found is None:
+        found = _STAGE_SECONDS[stage] = metrics.STAGE_SECONDS.labels(stage)
+    return found
 
 
 def _dead_letter(reject: Reject, received_at_ms: int, source: str) -> DeadLetter:

@@ -1,6 +1,7 @@
 """The embedded queue: a SQLite file in WAL mode, ``queue.db`` in ``server.data_dir``.
 
-Each publish becomes one row: the msgpack encoding of its ``list[Record]`` and its
+Publishes that arrive before the writer thread takes their group's job share one row
+(``queue._sqlite_publish``): the msgpack encoding of their ``list[Record]`` and its
 record count. Row offsets come from an AUTOINCREMENT key, so they increase in commit
 order and are never reused, not even after every row has been deleted. The backend
 has one partition and one consumer position: ``fetch`` hands out rows in offset
@@ -15,7 +16,8 @@ import asyncio
 import errno
 import logging
 import sqlite3
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Sequence
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -25,6 +27,7 @@ import msgspec
 from fleetpulse.errors import QueueError, QueueFullError, QueueStorageFullError
 from fleetpulse.metrics import QUEUE_DEPTH
 from fleetpulse.model.record import Record
+from fleetpulse.queue._sqlite_publish import PublishGroup
 from fleetpulse.queue.base import Delivery, Queue
 from fleetpulse.store._sqlite_connect import connect_writer
 from fleetpulse.store._sqlite_readers import ReaderPool
@@ -50,11 +53,11 @@ CREATE TABLE batches (
     payload BLOB NOT NULL
 )
 """
-_INSERT = "INSERT INTO batches (record_count, payload) VALUES (?, ?)"
 _SELECT_AFTER = (
     "SELECT batch_offset, record_count, payload FROM batches"
     " WHERE batch_offset > ? ORDER BY batch_offset LIMIT ?"
 )
+_COUNT_ROWS = "SELECT COUNT(*) FROM batches WHERE batch_offset IN (SELECT value FROM json_each(?))"
 _DELETE = (
     "DELETE FROM batches WHERE batch_offset IN (SELECT value FROM json_each(?))"
     " RETURNING record_count"
@@ -66,7 +69,8 @@ class SqliteQueue(Queue):
 
     ``publish`` returns after its row is committed, and fsynced when
     ``queue.synchronous`` is "full" (the default). Concurrent publishes share one
-    commit. ``queue.capacity_records`` (default 2,000,000) bounds the records held.
+    row and one commit. ``queue.capacity_records`` (default 2,000,000) bounds the
+    records held.
     """
 
     def __init__(self, settings: Settings) -> None:
@@ -74,7 +78,6 @@ class SqliteQueue(Queue):
         self._path = self._data_dir / QUEUE_FILE
         self._synchronous = settings.queue.synchronous
         self._capacity = settings.queue.capacity_records
-        self._encoder = msgspec.msgpack.Encoder()
         self._decoder = msgspec.msgpack.Decoder(list[Record])
         self._depth = 0
         self._last_offset = 0
@@ -82,6 +85,13 @@ class SqliteQueue(Queue):
         self._fetch_lock = asyncio.Lock()
         self._writer: SqliteWriter | None = None
         self._readers: ReaderPool | None = None
+        self._ack_listener: Callable[[int], None] | None = None
+        # The group that publishes join until the writer thread seals it (``publish``).
+        self._publish_group: PublishGroup | None = None
+        self._publish_lock = threading.Lock()
+        # A group takes no more records than the processor fetches in one round, so that
+        # only a single large publish makes a row larger than a fetch.
+        self._max_group_records = settings.queue.fetch_max_records
         self._closed = False
 
     async def start(self) -> None:
@@ -123,11 +133,13 @@ class SqliteQueue(Queue):
         log.info("queue closed path=%s depth=%d", self._path, self._depth)
 
     async def publish(self, records: Sequence[Record]) -> None:
-        """Append records as one row and return once the row is committed.
+        """Append records to the open publish group and return once its row is committed.
 
-        Raises QueueFullError when the records would take the queue past its capacity,
-        QueueStorageFullError when the disk is full and QueueError when the file cannot
-        be written for another reason.
+        Publishes that arrive before the writer thread runs the group's job share its
+        row, with their records in call order, and its commit: a failed commit fails
+        every one of them (``queue._sqlite_publish``). Raises QueueFullError when the
+        records would take the queue past its capacity, QueueStorageFullError when the
+        disk is full and QueueError when the file cannot be written for another reason.
         """
         count = len(records)
         if count == 0:
@@ -136,15 +148,19 @@ class SqliteQueue(Queue):
         if self._depth + count > self._capacity:
             raise QueueFullError(self._depth, self._capacity)
 
-        payload = self._encoder.encode(records if isinstance(records, list) else list(records))
-        committed = writer.enqueue(
-            partial(_insert_batch, count, payload), "publish", one_statement=True
-        )
+        group = self._publish_group
+        if group is None or not group.add(records, self._max_group_records):
+            group = PublishGroup(self._publish_lock, records)
+            committed = writer.enqueue(group.insert, "publish", one_statement=True)
+            # One callback per group settles the reservations of all its publishes and
+            # wakes their callers. A cancelled caller cancels only its own waiter.
+            committed.add_done_callback(partial(self._settle_publish_group, group))
+            self._publish_group = group
         # Reserved before the commit, so concurrent publishes cannot overshoot capacity.
-        # The callback settles the reservation even if the caller is cancelled.
         self._depth += count
-        committed.add_done_callback(partial(self._settle_publish, count))
-        await asyncio.shield(committed)
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        group.waiters.append(waiter)
+        await waiter
 
     async def fetch(self, max_records: int, timeout_s: float) -> list[Delivery]:
         """Return the rows after the last fetched one, up to about ``max_records`` records.
@@ -188,19 +204,79 @@ class SqliteQueue(Queue):
         """Return the number of records published and not yet acknowledged."""
         return self._depth
 
-    def _settle_publish(self, count: int, committed: asyncio.Future[None]) -> None:
-        if committed.cancelled() or committed.exception() is not None:
-            self._depth -= count
-            return
-        self._published.set()
+    # The methods below let a consumer in another process share this file: the publishing
+    # process wakes it and counts its acks (``roles/child.py``).
+
+    def set_ack_listener(self, listener: Callable[[int], None] | None) -> None:
+        """Call ``listener`` on the event loop with the record count of each committed ack."""
+        self._ack_listener = listener
+
+    def add_external_acks(self, records: int) -> None:
+        """Subtract records that a consumer in another process acknowledged from the depth."""
+        self._depth = max(0, self._depth - records)
         QUEUE_DEPTH.set(self._depth)
+
+    def notify_published(self) -> None:
+        """Wake a waiting fetch because another process committed a publish."""
+        self._published.set()
+
+    async def wait_published(self) -> bool:
+        """Wait until a publish of this process commits or the queue closes, then reset.
+
+        Returns False once the queue is closed. Only a process that never fetches may
+        call it, because fetch resets the same signal.
+        """
+        await self._published.wait()
+        self._published.clear()
+        return not self._closed
+
+    async def count_rows(self, offsets: Sequence[int]) -> int:
+        """Return how many of the rows at ``offsets`` are still in the file.
+
+        An offset is never reused, so a row that is gone was acknowledged.
+        """
+        readers = self._readers
+        if readers is None or self._closed:
+            raise QueueError(f"row count failed: queue {self._path} is not open")
+        return await readers.run(partial(_count_rows, msgspec.json.encode(list(offsets))), "count")
+
+    async def recount_depth(self) -> int:
+        """Set the depth to the records in the file and return it.
+
+        Only for a process that never publishes, such as the processor child, whose
+        depth does not see the publishes of the other process.
+        """
+        self._depth = await self._require_writer("depth count").submit(
+            _count_records, "depth count"
+        )
+        return self._depth
+
+    def _settle_publish_group(self, group: PublishGroup, committed: asyncio.Future[int]) -> None:
+        # A job that never ran (the writer stopped) has not sealed its group, so sealing
+        # here makes the count final: a later publish starts a new group.
+        count = group.seal()
+        if committed.cancelled():
+            error: BaseException | None = QueueError(
+                f"publish failed: the commit to {self._path} was cancelled; send the records again"
+            )
+        else:
+            error = committed.exception()
+        if error is not None:
+            self._depth -= count
+        else:
+            self._published.set()
+            QUEUE_DEPTH.set(self._depth)
+        group.wake(error)
 
     def _settle_ack(self, committed: asyncio.Future[int]) -> None:
         if committed.cancelled() or committed.exception() is not None:
             return
         # Counts only the rows this ack deleted, so acknowledging twice is harmless.
-        self._depth -= committed.result()
+        acked = committed.result()
+        self._depth -= acked
         QUEUE_DEPTH.set(self._depth)
+        if self._ack_listener is not None:
+            self._ack_listener(acked)
 
     async def _fetch_available(self, max_records: int) -> list[Delivery]:
         async with self._fetch_lock:
@@ -233,12 +309,17 @@ def _migrate_and_count(connection: sqlite3.Connection) -> int:
     if version < 1:
         connection.execute(_SCHEMA)
         connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-    row = connection.execute("SELECT COALESCE(SUM(record_count), 0) FROM batches").fetchone()
+    return _count_records(connection)
+
+
+def _count_rows(offsets: bytes, connection: sqlite3.Connection) -> int:
+    row = connection.execute(_COUNT_ROWS, (offsets.decode(),)).fetchone()
     return int(row[0])
 
 
-def _insert_batch(count: int, payload: bytes, connection: sqlite3.Connection) -> None:
-    connection.execute(_INSERT, (count, payload))
+def _count_records(connection: sqlite3.Connection) -> int:
+    row = connection.execute("SELECT COALESCE(SUM(record_count), 0) FROM batches").fetchone()
+    return int(row[0])
 
 
 def _delete_batches(offsets: bytes, connection: sqlite3.Connection) -> int:

@@ -32,6 +32,7 @@ from fleetpulse.auth.middleware import auth_middleware
 from fleetpulse.auth.tls import tls_files
 from fleetpulse.config import Settings
 from fleetpulse.errors import ConfigError
+from fleetpulse.ingest.http import telemetry_fast_path
 from fleetpulse.live.bus import LiveBus, bus_kind, open_live_bus
 from fleetpulse.queue.base import Queue, open_queue
 from fleetpulse.roles.api import ApiRole
@@ -220,9 +221,11 @@ def describe_backends(settings: Settings, role: RoleName) -> str:
 
 
 def _small_app(routes: Iterable[BaseRoute], settings: Settings) -> Starlette:
+    route_list = list(routes)
     app = Starlette(
-        routes=list(routes),
-        middleware=[auth_middleware(settings)],
+        routes=route_list,
+        # The telemetry fast path, when the ingest routes are present, skips the router.
+        middleware=[auth_middleware(settings), *telemetry_fast_path(route_list)],
         exception_handlers={
             ApiError: handle_api_error,
             HTTPException: handle_http_exception,
