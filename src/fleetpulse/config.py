@@ -152,6 +152,9 @@ class ProcessSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     offline_after_s: float = 600.0
     # How often the processor looks for vehicles that went offline.
     offline_check_interval_s: float = 10.0
+    # `fleetpulse run` processes in a child OS process, so processing gets its own core.
+    # Only with the SQLite queue; other backends keep the processor in the server process.
+    child_process: bool = True
 
 
 class DetectorSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

@@ -15,8 +15,11 @@ from fleetpulse.config import Settings
 from fleetpulse.datadir import DataDirLock, create_data_dir
 from fleetpulse.ingest.protocols.base import ProtocolListener
 from fleetpulse.live.bus import open_live_bus
+from fleetpulse.process.engine import Processor
 from fleetpulse.queue.base import Queue, open_queue
+from fleetpulse.queue.sqlite import SqliteQueue
 from fleetpulse.roles.api import ApiRole
+from fleetpulse.roles.child import ChildProcessRole
 from fleetpulse.roles.http import HttpEndpoint
 from fleetpulse.roles.ingest import IngestRole
 from fleetpulse.roles.process import ProcessRole
@@ -30,6 +33,11 @@ class EmbeddedServer:
 
     The ingest, process and API roles (``fleetpulse.roles``) share the queue, the store
     and a live bus, which is a function call unless ``[live] bus`` selects NATS.
+
+    With the SQLite queue and ``[process] child_process`` (the default), the processor
+    runs in a child OS process (``ChildProcessRole``) on the same files, and
+    ``processor`` is that role, which offers ``drain`` and ``failure`` as a
+    ``Processor`` does. Otherwise the processor is a task of this process.
     """
 
     def __init__(self, settings: Settings) -> None:
@@ -42,8 +50,14 @@ class EmbeddedServer:
         self.ingest = self.ingest_role.service
         self.listeners: list[ProtocolListener] = self.ingest_role.listeners
 
-        self.process_role = ProcessRole(settings, self.queue, self.store, self.bus.publish)
-        self.processor = self.process_role.processor
+        self.process_role: ProcessRole | ChildProcessRole
+        self.processor: Processor | ChildProcessRole
+        if settings.process.child_process and isinstance(self.queue, SqliteQueue):
+            self.process_role = ChildProcessRole(settings, self.queue, self.bus.publish)
+            self.processor = self.process_role
+        else:
+            self.process_role = ProcessRole(settings, self.queue, self.store, self.bus.publish)
+            self.processor = self.process_role.processor
         self.notifier = self.process_role.notifier
 
         self.api_role = ApiRole(
@@ -85,10 +99,11 @@ class EmbeddedServer:
         await self.ingest_role.start()
         self.started_at_s = time.monotonic()
         log.info(
-            "server started url=%s data_dir=%s live_bus=%s",
+            "server started url=%s data_dir=%s live_bus=%s processor=%s",
             self.url,
             server.data_dir,
             self.bus.describe(),
+            "child process" if isinstance(self.process_role, ChildProcessRole) else "in process",
         )
 
     async def wait(self) -> None:

@@ -41,7 +41,9 @@ def system_routes(ctx: ApiContext) -> list[Route]:
     async def metrics_text(request: Request) -> Response:
         if ctx.queue is not None:
             metrics.QUEUE_DEPTH.set(ctx.queue.depth())
-        return Response(generate_latest(metrics.REGISTRY), media_type=CONTENT_TYPE_LATEST)
+        # Includes the processor child's metrics under `fleetpulse run`.
+        registry = await metrics.merged_registry()
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
     async def openapi(request: Request) -> Response:
         return Response(document, media_type="application/json")
@@ -87,13 +89,10 @@ class DependencyChecks:
 
 
 def _storage_full_problems() -> list[str]:
-    """Describe each SQLite file of this process whose last commit failed on a full disk."""
-    problems = []
-    for metric in metrics.DATABASE_FULL.collect():
-        for sample in metric.samples:
-            if sample.value:
-                problems.append(
-                    f"disk full: commits to {sample.labels['file']} fail, so ingest answers "
-                    "503 storage_full; free disk space, and commits resume without a restart"
-                )
-    return problems
+    """Describe each SQLite file whose last commit failed on a full disk, in this process
+    or in its processor child."""
+    return [
+        f"disk full: commits to {path} fail, so ingest answers 503 storage_full; free disk "
+        "space, and commits resume without a restart"
+        for path in metrics.database_full_files()
+    ]

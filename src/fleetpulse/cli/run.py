@@ -1,4 +1,8 @@
-"""``fleetpulse run``: every stage in one process, on the embedded queue and store."""
+"""``fleetpulse run``: every stage on one machine, on the embedded queue and store.
+
+Ingest and the query API run in this process, the processor in a child process
+(``[process] child_process``), so that processing has a core of its own.
+"""
 
 from __future__ import annotations
 
@@ -22,9 +26,10 @@ def add_parser(subparsers: Any) -> None:
     """Register the ``run`` sub-command."""
     parser = subparsers.add_parser(
         "run",
-        help="serve ingest, processing and the query API in one process",
+        help="serve ingest, processing and the query API on one machine",
         description="Serve POST /v1/telemetry, process the records and serve the query API, "
-        "all in one process with the queue and store in --data-dir. Stop with Ctrl-C.",
+        "with the queue and store in --data-dir; the processor runs in a child process. "
+        "Stop with Ctrl-C.",
     )
     add_server_options(parser)
     parser.set_defaults(func=main)

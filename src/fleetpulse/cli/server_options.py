@@ -4,10 +4,19 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
+import logging
 from collections.abc import Coroutine
 from typing import Any
 
 from fleetpulse.config import Settings, load_settings
+
+log = logging.getLogger(__name__)
+
+# Allocations minus deallocations that start a collection of the youngest generation.
+# Python's default is 700: a server that builds a few objects per record and drops them
+# again ran a young collection every few requests.
+GC_YOUNG_THRESHOLD = 20_000
 
 
 def add_server_options(parser: argparse.ArgumentParser, default_port: int | None = None) -> None:
@@ -56,7 +65,9 @@ def run_event_loop(main: Coroutine[Any, Any, None]) -> None:
     """Run a server coroutine on uvloop when it is installed, else on asyncio's own loop.
 
     uvloop comes with uvicorn[standard]; it halves the event loop's share of the CPU.
+    The garbage collector is tuned first (``tune_garbage_collector``).
     """
+    tune_garbage_collector()
     try:
         import uvloop
     except ImportError:
@@ -64,3 +75,20 @@ def run_event_loop(main: Coroutine[Any, Any, None]) -> None:
         return
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
         runner.run(main)
+
+
+def tune_garbage_collector() -> None:
+    """Collect less often, and never scan the objects that exist after imports.
+
+    Every request and every record allocates short-lived objects, and each young
+    collection walks every tracked object younger than the last one. ``gc.freeze``
+    moves the modules, classes and settings loaded so far into a generation that
+    collections skip. Reference counting still frees almost everything at once; the
+    collector only finds cycles, so running it less often costs little memory.
+    """
+    _, middle, old = gc.get_threshold()
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, middle, old)
+    log.debug("garbage collector tuned: young_threshold=%d frozen=%d",
+              GC_YOUNG_THRESHOLD, gc.get_freeze_count())
