@@ -37,10 +37,10 @@ log = logging.getLogger("http_load")
 MAX_DURATION_S = 300.0
 # Records and requests per second the pool is sized for under --rate max: above what
 # the server accepted on a 2-core machine (about 100,000 records/s in batches of 1000,
-# 2,000 requests/s of one record). A faster server empties the pool early, the report
+# 10,000 requests/s of one record). A faster server empties the pool early, the report
 # then warns, and --pool-records raises the size.
 MAX_RATE_POOL_RPS = 120_000
-MAX_RATE_POOL_REQUESTS_PER_S = 5_000
+MAX_RATE_POOL_REQUESTS_PER_S = 15_000
 # Extra records per fixed-rate pool, so that a generator running slightly ahead of
 # its schedule never runs out.
 FIXED_RATE_POOL_MARGIN = 1.1

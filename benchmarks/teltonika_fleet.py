@@ -2,8 +2,9 @@
 
 Starts `fleetpulse run` with the Teltonika listener enabled in a child process (fresh data
 folder, loopback only), opens ``--connections`` device connections, and has each send
-Codec 8 Extended packets of ``--records-per-packet`` current records, waiting for every
-answer, until ``--duration`` seconds have passed. Prints progress every 5 s, then the
+Codec 8 Extended packets of ``--records-per-packet`` records, each 100 ms of device time
+after the one before (starting an hour before the run), waiting for every answer, until
+``--duration`` seconds have passed. Prints progress every 5 s, then the
 records acknowledged and stored per second, the server's CPU over the sending window and
 its peak RSS (VmHWM), both summed over the server and its child processes.
 
@@ -39,7 +40,15 @@ START_TIMEOUT_S = 30.0
 SETTLE_TIMEOUT_S = 60.0
 PROGRESS_INTERVAL_S = 5.0
 ANSWER_TIMEOUT_S = 30.0
-STORED = re.compile(r"^fleetpulse_records_processed_total(?:\{[^}]*\})? ([0-9.e+]+)$", re.M)
+# A record is stored once it counts as processed, or as a duplicate of one already stored.
+STORED = re.compile(
+    r"^fleetpulse_records_(?:processed|duplicate)_total(?:\{[^}]*\})? ([0-9.e+]+)$", re.M
+)
+# Device time of a connection starts this long before the run and advances by
+# RECORD_INTERVAL_MS per record, so every record is newer than the one before it, as
+# from a tracker sending a 10 Hz log, and none is late or a duplicate.
+DEVICE_CLOCK_START_MS = 3_600_000
+RECORD_INTERVAL_MS = 100
 
 
 def free_port() -> int:
@@ -88,11 +97,13 @@ async def device(
         if await asyncio.wait_for(reader.readexactly(1), ANSWER_TIMEOUT_S) != b"\x01":
             raise RuntimeError(f"IMEI {imei} rejected")
         lat = 48.0 + (number % 100) / 1000
+        next_ts_ms = time.time_ns() // 1_000_000 - DEVICE_CLOCK_START_MS
         while time.monotonic() < deadline_s:
-            now_ms = time.time_ns() // 1_000_000
+            first_ts_ms = next_ts_ms
+            next_ts_ms += records_per_packet * RECORD_INTERVAL_MS
             records = [
                 AvlRecord(
-                    ts_ms=now_ms - (records_per_packet - i) * 1000,
+                    ts_ms=first_ts_ms + i * RECORD_INTERVAL_MS,
                     priority=0,
                     lon=11.5 + i / 100_000,
                     lat=lat,
