@@ -45,8 +45,8 @@ STORED = re.compile(
     r"^fleetpulse_records_(?:processed|duplicate)_total(?:\{[^}]*\})? ([0-9.e+]+)$", re.M
 )
 # Device time of a connection starts this long before the run and advances by
-# RECORD_INTERVAL_MS per record, so every record is newer than the one before it, as
-# from a tracker sending a 10 Hz log, and none is late or a duplicate.
+# RECORD_INTERVAL_MS per record, as in a tracker's 10 Hz log. Every record is newer
+# than the one before it, so none is late or a duplicate.
 DEVICE_CLOCK_START_MS = 3_600_000
 RECORD_INTERVAL_MS = 100
 
