@@ -121,6 +121,19 @@ def test_reject_number_overflow_not_finite() -> None:
     assert batch.rejects[0].device_id == "a"
 
 
+def test_invalid_utf8_in_array_rejects_record() -> None:
+    good = b'{"device_id": "a", "ts": %d, "lat": 1, "lon": 0}' % RECEIVED_AT_MS
+    body = b'[' + good + b', {"device_id": "\xff", "ts": 1, "lat": 1, "lon": 0}]'
+
+    batch = decode_body(body, JSON, RECEIVED_AT_MS, make_settings())
+
+    assert len(batch.records) == 1
+    assert batch.rejects[0].index == 1
+    assert batch.rejects[0].reason == INVALID_JSON
+    assert "the record is not valid JSON" in batch.rejects[0].detail
+    assert "line" not in batch.rejects[0].detail
+
+
 def test_reject_overflow_in_attributes() -> None:
     body = b'{"device_id": "a", "ts": %d, "lat": 1, "lon": 0, "attributes": {"x": -1e999}}' % (
         RECEIVED_AT_MS

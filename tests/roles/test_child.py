@@ -17,6 +17,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from fleetpulse.config import Settings, load_settings
 from fleetpulse.process.engine import Processor
 from fleetpulse.queue.sqlite import SqliteQueue
+from fleetpulse.roles import child as child_module
 from fleetpulse.roles.child import ChildProcessRole, ProcessorChildError
 from fleetpulse.server import EmbeddedServer
 from fleetpulse.store.base import ProcessedBatch
@@ -197,6 +198,37 @@ async def test_metrics_merge_child_families(server: EmbeddedServer) -> None:
         if name == "fleetpulse_stage_seconds_count"
     }
     assert {"validate", "enqueue", "fetch", "process", "store", "ack"} <= stages
+
+
+async def test_stopped_child_is_a_health_problem(
+    server: EmbeddedServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(child_module, "UNRESPONSIVE_AFTER_S", 1.5)
+    role = _role(server)
+    pid = role.pid
+    assert pid is not None
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        deadline = time.monotonic() + WAIT_S
+        while not server.context.health_problems():
+            assert time.monotonic() < deadline, "a stopped child never became a health problem"
+            await asyncio.sleep(0.1)
+        problems = server.context.health_problems()
+        assert any(f"pid {pid} has sent nothing" in problem for problem in problems), problems
+
+        # The first scrape waits for the child once; later ones answer at once.
+        await _metrics(server)
+        started = time.monotonic()
+        await _metrics(server)
+        assert time.monotonic() - started < child_module.METRICS_TIMEOUT_S
+    finally:
+        os.kill(pid, signal.SIGCONT)
+
+    deadline = time.monotonic() + WAIT_S
+    while server.context.health_problems():
+        assert time.monotonic() < deadline, server.context.health_problems()
+        await asyncio.sleep(0.1)
+    assert role.pid == pid
 
 
 async def _metrics(server: EmbeddedServer) -> list[object]:

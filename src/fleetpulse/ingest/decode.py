@@ -296,8 +296,10 @@ def _validate_each(
             rejects.append(reject_from_error(exc, element, index, settings))
             continue
         except msgspec.DecodeError as exc:
-            # Only an NDJSON line can get here: a JSON array was checked as a whole.
-            detail = _malformed_message(bytes(element), exc, subject="the line")
+            # An NDJSON line, or an element of a JSON array whose structure was checked
+            # as a whole but whose strings are not valid UTF-8.
+            subject = "the line" if line_numbers is not None else "the record"
+            detail = _malformed_message(bytes(element), exc, subject=subject)
             raw = bytes(memoryview(element)[: settings.ingest.dead_letter_raw_bytes])
             rejects.append(Reject(index, INVALID_JSON, detail, raw))
             continue

@@ -77,6 +77,9 @@ START_TIMEOUT_S = 90.0
 # writers, which takes one store commit at most.
 STOP_TIMEOUT_S = 15.0
 METRICS_TIMEOUT_S = 2.0
+# The child sends a metrics frame every second even when idle (REPORT_INTERVAL_S in
+# child_main), so a child silent for this long is stopped (SIGSTOP) or stuck.
+UNRESPONSIVE_AFTER_S = 10.0
 RESTART_INITIAL_S = 1.0
 RESTART_MAX_S = 30.0
 # A child that ran this long before it died restarts after RESTART_INITIAL_S again.
@@ -101,6 +104,16 @@ class _Child:
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     # The last Acking frame not yet followed by Acked.
     pending_ack: Acking | None = None
+    # When the last frame of any kind arrived (time.monotonic), 0.0 before the first.
+    last_frame_s: float = 0.0
+    # True while metrics requests time out, so that the warning is logged once.
+    silent_logged: bool = False
+
+    def silent_for_s(self) -> float:
+        """Return the seconds since the child's last frame, 0.0 before it started."""
+        if self.last_frame_s == 0.0:
+            return 0.0
+        return time.monotonic() - self.last_frame_s
 
     @property
     def pid(self) -> int:
@@ -212,6 +225,13 @@ class ChildProcessRole:
             problems.append(f"processor stopped: {self._failure}")
         if self._down_problem is not None:
             problems.append(self._down_problem)
+        child = self._child
+        if child is not None and child.silent_for_s() > UNRESPONSIVE_AFTER_S:
+            problems.append(
+                f"processor child pid {child.pid} has sent nothing for "
+                f"{child.silent_for_s():.0f} s: it is stopped or stuck; records are not "
+                "processed. Check it with `ps` or py-spy, or restart fleetpulse"
+            )
         return problems
 
     # --- metrics of the child (metrics.RemoteMetrics) ------------------------------
@@ -225,6 +245,9 @@ class ChildProcessRole:
         child = self._child
         if child is None or child.started_at_s == 0.0:
             return self.latest_families()
+        if child.silent_for_s() > METRICS_TIMEOUT_S and child.silent_logged:
+            # Already silent at the last scrape: answer at once instead of waiting again.
+            return self.latest_families()
         request_id = next(self._request_ids)
         answer: asyncio.Future[list[FamilySnapshot]] = asyncio.get_running_loop().create_future()
         self._metric_requests[request_id] = answer
@@ -232,11 +255,14 @@ class ChildProcessRole:
             child.send(MetricsRequest(request_id))
             families = await asyncio.wait_for(answer, METRICS_TIMEOUT_S)
         except TimeoutError:
-            log.warning(
-                "processor child sent no metrics within %g s, serving its last snapshot: pid=%s",
-                METRICS_TIMEOUT_S,
-                child.pid,
-            )
+            if not child.silent_logged:
+                child.silent_logged = True
+                log.warning(
+                    "processor child sent no metrics within %g s, serving its last "
+                    "snapshot until it answers again: pid=%s",
+                    METRICS_TIMEOUT_S,
+                    child.pid,
+                )
             return self.latest_families()
         finally:
             self._metric_requests.pop(request_id, None)
@@ -278,6 +304,7 @@ class ChildProcessRole:
             await self._stop_child(child, ask=False)
             raise
         child.started_at_s = time.monotonic()
+        child.last_frame_s = child.started_at_s
         child.tasks = [
             asyncio.create_task(self._read_frames(child), name="fleetpulse-child-frames"),
             asyncio.create_task(self._forward_publishes(child), name="fleetpulse-child-wake"),
@@ -350,6 +377,10 @@ class ChildProcessRole:
             self._handle_frame(child, frame)
 
     def _handle_frame(self, child: _Child, frame: ChildFrame) -> None:
+        child.last_frame_s = time.monotonic()
+        if child.silent_logged:
+            child.silent_logged = False
+            log.info("processor child answers again: pid=%s", child.pid)
         if isinstance(frame, Stored):
             update = frame.update
             self._on_write(
