@@ -192,7 +192,7 @@ def _run_load(
             machine_before_s = machine_busy_s()
             start_at.value = time.monotonic() + START_DELAY_S
             go.set()
-            _show_progress(server, client, start_at.value + options.duration_s, before)
+            show_progress(server, client, start_at.value + options.duration_s, before)
             after = server.metrics(client)
             cpu_after_s = server.cpu_s()
             machine_after_s = machine_busy_s()
@@ -230,7 +230,7 @@ def _wait_ready(
                 raise RuntimeError(f"load process {worker.name} not ready in {READY_TIMEOUT_S} s")
 
 
-def _show_progress(
+def show_progress(
     server: MeasuredServer, client: httpx.Client, end_s: float, before: dict[str, float]
 ) -> None:
     """Print accepted and processed rates and the queue depth every few seconds to stderr."""

@@ -34,6 +34,7 @@ import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 
 from fleet_payloads import BenchRecord, build_records
+from http_load import show_progress
 from load_report import percentile
 from mosquitto_broker import MosquittoBroker, find_mosquitto
 from server_child import ServerChild, machine_busy_s, tree_cpu_s
@@ -58,7 +59,6 @@ CONNECT_TIMEOUT_S = 10.0
 # How long fleetpulse may take to connect and subscribe before the first probe passes.
 SUBSCRIBE_TIMEOUT_S = 30.0
 METRICS_INTERVAL_S = 0.05
-PROGRESS_INTERVAL_S = 2.0
 PROBE_DEVICE = "mqtt-probe"
 EXIT_NO_BROKER = 3
 
@@ -379,7 +379,7 @@ def _run_window(
         ]
         for thread in threads:
             thread.start()
-        _show_progress(server, client, end_s, before)
+        show_progress(server, client, end_s, before)
         for thread in threads:
             thread.join()
 
@@ -446,27 +446,6 @@ def _settle(server: ServerChild, client: httpx.Client, target: float, timeout_s:
         if accepted >= target or time.monotonic() >= deadline_s:
             return accepted
         time.sleep(0.2)
-
-
-def _show_progress(
-    server: ServerChild, client: httpx.Client, end_s: float, before: dict[str, float]
-) -> None:
-    last, last_s = before, time.monotonic()
-    while (now_s := time.monotonic()) < end_s:
-        time.sleep(min(PROGRESS_INTERVAL_S, end_s - now_s))
-        if time.monotonic() >= end_s:
-            return
-        current = server.metrics(client)
-        elapsed_s = time.monotonic() - last_s
-        accepted = current.get(METRIC_ACCEPTED, 0.0) - last.get(METRIC_ACCEPTED, 0.0)
-        processed = current.get(METRIC_PROCESSED, 0.0) - last.get(METRIC_PROCESSED, 0.0)
-        print(
-            f"  {end_s - time.monotonic():5.1f} s left: accepted {accepted / elapsed_s:9,.0f} "
-            f"rec/s, processed {processed / elapsed_s:9,.0f} rec/s, "
-            f"queue {current.get(METRIC_QUEUE_DEPTH, 0.0):9,.0f} records",
-            file=sys.stderr,
-        )
-        last, last_s = current, time.monotonic()
 
 
 def _ms(value_s: float | None) -> float | None:
