@@ -344,8 +344,13 @@ class ChildProcessRole:
             code = await child.process.wait()
             ran_s = time.monotonic() - child.started_at_s
             await self._forget_child(child)
-            log.error(
-                "processor child exited: pid=%s exit_code=%s ran_s=%.1f; restarting in %g s",
+            # Exit code 0 is a clean stop on SIGTERM, as when a service manager signals
+            # the whole process group; the restart then does not happen if this server
+            # is stopping too, because close() cancels this task.
+            log.log(
+                logging.WARNING if code == 0 else logging.ERROR,
+                "processor child exited: pid=%s exit_code=%s ran_s=%.1f; restarting in %g s "
+                "unless the server stops",
                 child.pid,
                 code,
                 ran_s,
