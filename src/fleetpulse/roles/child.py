@@ -345,8 +345,8 @@ class ChildProcessRole:
             ran_s = time.monotonic() - child.started_at_s
             await self._forget_child(child)
             # Exit code 0 is a clean stop on SIGTERM, as when a service manager signals
-            # the whole process group; the restart then does not happen if this server
-            # is stopping too, because close() cancels this task.
+            # the whole process group. If this server is stopping too, close() cancels
+            # this task before the restart.
             log.log(
                 logging.WARNING if code == 0 else logging.ERROR,
                 "processor child exited: pid=%s exit_code=%s ran_s=%.1f; restarting in %g s "
