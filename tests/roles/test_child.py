@@ -216,7 +216,7 @@ async def test_stopped_child_is_a_health_problem(
         problems = server.context.health_problems()
         assert any(f"pid {pid} has sent nothing" in problem for problem in problems), problems
 
-        # The first scrape waits for the child once; later ones answer at once.
+        # The first scrape waits for the child once; later ones return at once.
         await _metrics(server)
         started = time.monotonic()
         await _metrics(server)

@@ -241,12 +241,12 @@ class ChildProcessRole:
         return self._exited_metrics + self._latest_metrics
 
     async def fresh_families(self) -> list[FamilySnapshot]:
-        """Ask the child for a snapshot; return the newest one if it does not answer in time."""
+        """Request a snapshot from the child; return the newest one if none arrives in time."""
         child = self._child
         if child is None or child.started_at_s == 0.0:
             return self.latest_families()
         if child.silent_for_s() > METRICS_TIMEOUT_S and child.silent_logged:
-            # Already silent at the last scrape: answer at once instead of waiting again.
+            # Already silent at the last scrape: return at once instead of waiting again.
             return self.latest_families()
         request_id = next(self._request_ids)
         answer: asyncio.Future[list[FamilySnapshot]] = asyncio.get_running_loop().create_future()
@@ -259,7 +259,7 @@ class ChildProcessRole:
                 child.silent_logged = True
                 log.warning(
                     "processor child sent no metrics within %g s, serving its last "
-                    "snapshot until it answers again: pid=%s",
+                    "snapshot until it responds again: pid=%s",
                     METRICS_TIMEOUT_S,
                     child.pid,
                 )
@@ -385,7 +385,7 @@ class ChildProcessRole:
         child.last_frame_s = time.monotonic()
         if child.silent_logged:
             child.silent_logged = False
-            log.info("processor child answers again: pid=%s", child.pid)
+            log.info("processor child responds again: pid=%s", child.pid)
         if isinstance(frame, Stored):
             update = frame.update
             self._on_write(
