@@ -147,9 +147,10 @@ class ChildChannel:
 def set_parent_death_signal(parent_pid: int) -> None:
     """Ask Linux to SIGKILL this process when its parent dies, and exit if it is gone.
 
-    Nothing is lost by the kill, because the child acks the queue only after the store
-    write. Without the signal, a child of a parent killed with SIGKILL would consume on
-    while a restarted parent starts a new one.
+    The kill loses no record, because the child acks the queue only after the store
+    write. Without the signal, a child of a parent killed with SIGKILL keeps consuming
+    until it reads the end of the channel, and ``processor.lock`` makes the child
+    of a restarted parent wait until then.
     """
     if not sys.platform.startswith("linux"):
         return
@@ -262,7 +263,7 @@ class ChildRunner:
     async def _close(self) -> None:
         await self._processor.close()
         with contextlib.suppress(FleetpulseError):
-            # This process never publishes, so only a count tells the rows left over.
+            # This process never publishes, so only a fresh count gives the rows left over.
             await self._queue.recount_depth()
         await self._queue.close()
         await self._store.close()
